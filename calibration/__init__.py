@@ -1,0 +1,1 @@
+"""Hand-eye calibration: target detection, pose collection, solve, report, store."""

@@ -1,0 +1,1 @@
+"""The hardware boundary: interfaces, the simulated cell and the real adapters."""

@@ -1,0 +1,1 @@
+"""The MuJoCo simulated cell: scene, ray-cast camera, gripper primitives, scenarios, ground truth."""

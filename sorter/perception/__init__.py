@@ -1,0 +1,1 @@
+"""Perception: heightmaps, saliency, taught appearance, occluded-region inference, attention."""

@@ -1,0 +1,1 @@
+"""Push-grasp policies: networks, rewards, replay, agents and training."""

@@ -1,0 +1,1 @@
+"""PyQt6 operator application (sorter-gui)."""
