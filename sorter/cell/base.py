@@ -165,6 +165,10 @@ class Robot(abc.ABC):
         """Current state from the controller's safety and motion flags."""
 
     @abc.abstractmethod
+    def recover(self) -> None:
+        """Clear a protective stop after the operator acknowledged it; raises RobotError if it cannot."""
+
+    @abc.abstractmethod
     def stop(self) -> None:
         """Stop any motion now (decelerating); safe to call at any time."""
 
