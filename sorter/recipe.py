@@ -225,7 +225,7 @@ class SizeRange(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> SizeRange:
-        if any(lo > hi for lo, hi in zip(self.min, self.max)):
+        if any(lo > hi for lo, hi in zip(self.min, self.max, strict=True)):
             raise ValueError("every size.min must be <= size.max")
         return self
 
@@ -436,9 +436,13 @@ def _issue_from(err: dict, root: yaml.Node | None, filename: str) -> RecipeIssue
     return RecipeIssue(filename, line, field, message)
 
 
+_PYDANTIC_TAG_PREFIXES = ("function-", "literal[", "tagged-union[", "nullable[", "list[", "tuple[", "dict[")
+_PYDANTIC_TYPE_TAGS = ("str", "int", "float", "bool", "none")
+
+
 def _is_pydantic_tag(part: object) -> bool:
     """Union branches and validator names that pydantic inserts into an error location."""
-    return isinstance(part, str) and (part.startswith(("function-", "literal[", "tagged-union[", "nullable[", "list[", "tuple[", "dict[")) or part in ("str", "int", "float", "bool", "none"))
+    return isinstance(part, str) and (part.startswith(_PYDANTIC_TAG_PREFIXES) or part in _PYDANTIC_TYPE_TAGS)
 
 
 def _node_at(root: yaml.Node | None, loc: list) -> yaml.Node | None:

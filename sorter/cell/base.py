@@ -103,7 +103,7 @@ class Camera(abc.ABC):
         self.disconnect()
 
 
-class ActionKind(str, enum.Enum):
+class ActionKind(enum.StrEnum):
     PUSH = "push"
     GRASP = "grasp"
 
@@ -137,7 +137,7 @@ class Outcome:
     error: str | None = None
 
 
-class RobotStatus(str, enum.Enum):
+class RobotStatus(enum.StrEnum):
     READY = "ready"
     MOVING = "moving"
     PROTECTIVE_STOP = "protective stop"
