@@ -383,8 +383,12 @@ def _parse_yaml(text: str, filename: str) -> tuple[yaml.Node | None, object]:
         line = mark.line + 1 if mark else None
         msg = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
         raise RecipeError([RecipeIssue(filename, line, "", f"YAML syntax error: {msg}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        msg = f"character {exc.character!r} is not allowed in YAML; remove it"
+        raise RecipeError([RecipeIssue(filename, line, "", msg)]) from None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        raise RecipeError([RecipeIssue(filename, None, "", f"YAML error: {exc}")]) from None
+        raise RecipeError([RecipeIssue(filename, 1, "", f"YAML error: {exc}")]) from None
     if not isinstance(data, dict):
         line = root.start_mark.line + 1 if root is not None else 1
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
