@@ -1,0 +1,82 @@
+"""Open the cell a recipe names: the simulated MuJoCo cell, or the real camera and robot.
+
+Hardware adapters are imported only when a recipe asks for hardware, so the simulated cell runs where the
+vendor SDKs are not installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sorter.cell.base import Camera, Robot
+from sorter.errors import SorterError
+from sorter.geometry import Pose
+
+
+@dataclass
+class Cell:
+    """A connected camera and robot, the camera's pose in the robot base frame, and the sim if simulated."""
+
+    camera: Camera
+    robot: Robot
+    camera_pose: Pose
+    sim: Any = None  # sorter.cell.sim.SimCell on the simulated cell
+
+    @property
+    def simulated(self) -> bool:
+        return self.sim is not None
+
+    def close(self) -> None:
+        """Disconnect camera and robot; safe to call twice."""
+        try:
+            self.camera.disconnect()
+        finally:
+            self.robot.disconnect()
+
+    def __enter__(self) -> Cell:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_cell(recipe, seed: int = 1) -> Cell:
+    """Connect the recipe's cell; the simulated one starts from an empty table seeded with ``seed``."""
+    sim_camera, sim_robot = recipe.camera.kind == "sim", recipe.robot.kind == "sim"
+    if sim_camera != sim_robot:
+        raise SorterError(f"the recipe mixes a {recipe.camera.kind} camera with a {recipe.robot.kind} robot; "
+                          "use 'sim' for both (rehearsal) or real devices for both")
+    if sim_camera:
+        return _open_sim(recipe, seed)
+    return _open_hardware(recipe)
+
+
+def _open_sim(recipe, seed: int) -> Cell:
+    from sorter.cell.sim import SimCell
+
+    sim = SimCell(recipe)
+    sim.reset("clean", seed)
+    cell = Cell(sim.camera, sim.robot, sim.camera_pose, sim)
+    _connect(cell)
+    return cell
+
+
+def _open_hardware(recipe) -> Cell:
+    from sorter.cell.hand_eye_store import load_camera_pose
+    from sorter.cell.realsense import RealSenseCamera
+    from sorter.cell.ur import URRobot
+
+    pose = load_camera_pose(recipe)
+    cell = Cell(RealSenseCamera(recipe.camera), URRobot(recipe), pose, None)
+    _connect(cell)
+    return cell
+
+
+def _connect(cell: Cell) -> None:
+    cell.camera.connect()
+    try:
+        cell.robot.connect()
+    except BaseException:
+        cell.camera.disconnect()
+        raise
