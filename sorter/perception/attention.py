@@ -1,0 +1,281 @@
+"""Attention (paper 2, Algorithm 1): a visible impurity, else the densest cluster, else a clean batch.
+
+1. Saliency: VOCUS2 on the colour heightmap with the table painted in the product's colour (see
+   ``saliency``), regions grown from its peaks over object cells.
+2. "Impurity present": saliency always has a maximum, so a region counts only when it stands out:
+   - without a taught appearance model: its peak is at least ``min_peak_ratio`` times the mean saliency
+     elsewhere, its un-normalised contrast is at least ``MIN_RAW_CONTRAST`` (opponent-colour units: a
+     clean product's own shading and texture stay below it, an impurity's colour step does not) and it
+     covers ``min_region_area``;
+   - with one: it must also look unlike the product (novelty >= ``appearance.threshold``), which vetoes
+     salient product (an odd shadow, a strongly lit item) and, because every novel area of object cells
+     becomes a region too, finds impurities that saliency ranked below another or merged away. The
+     saliency-contrast test is then not required: the taught model is the better judge of "unlike".
+   Accepted regions are ranked by ``(1 - weight) * saliency + weight * sigmoid(novelty)``.
+3. With no accepted region, DBSCAN clusters (``occlusion``); the largest that can hide an impurity gives
+   cluster mode with an all-one mask over its crop; otherwise the batch is clean.
+
+Crops are ``CROP_CELLS`` square and always inside the grid: near a border the crop shifts inwards instead
+of padding, so every crop cell is real data and ``crop_center_rc`` (the target or cluster centre) is then
+off the crop's middle.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from sorter.errors import ModelFileError
+from sorter.geometry import CROP_CELLS
+from sorter.perception.appearance import AppearanceModel, novel_regions, region_novelty
+from sorter.perception.heightmap import Heightmaps, PerceptionError, sample_image
+from sorter.perception.occlusion import Cluster, find_clusters, object_mask
+from sorter.perception.saliency import (
+    Region,
+    normalize_map,
+    saliency_input,
+    salient_regions,
+    vocus2,
+)
+from sorter.recipe import PerceptionSpec, Recipe
+
+MIN_RAW_CONTRAST = 0.02  # opponent-colour units; measured on clean simulated product (see module doc)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A ``size`` x ``size`` window of the heightmap grid starting at (row0, col0), inside the grid."""
+
+    row0: int
+    col0: int
+    size: int = CROP_CELLS
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.row0, self.row0 + self.size), slice(self.col0, self.col0 + self.size)
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """The crop of an HxW(xC) array on the grid."""
+        return array[self.slices]
+
+    def contains(self, row: float, col: float) -> bool:
+        return self.row0 <= row < self.row0 + self.size and self.col0 <= col < self.col0 + self.size
+
+
+def crop_around(center_rc: tuple[float, float], cells: int, size: int = CROP_CELLS) -> Crop:
+    """The crop centred on ``center_rc``, shifted inwards where it would leave a ``cells`` grid."""
+    size = min(size, cells)
+    r0 = int(round(center_rc[0] - size / 2))
+    c0 = int(round(center_rc[1] - size / 2))
+    return Crop(min(max(r0, 0), cells - size), min(max(c0, 0), cells - size), size)
+
+
+@dataclass(frozen=True)
+class Attention:
+    """What perception tells the policy: where to act and why.
+
+    ``target_mask`` is HxW bool: the target region in target mode, all-one over the crop in cluster
+    mode, all-zero when clean. ``regions`` are every proposed region, accepted ones first.
+    """
+
+    mode: Literal["target", "cluster", "clean"]
+    reason: str
+    target_mask: np.ndarray
+    crop_center_rc: tuple[int, int] | None
+    crop_center_xy: tuple[float, float] | None
+    crop: Crop | None
+    regions: list[Region]
+    cluster: Cluster | None
+    saliency: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    novelty: np.ndarray | None = None
+    appearance_used: bool = False
+
+    @property
+    def target(self) -> Region | None:
+        return self.regions[0] if self.mode == "target" else None
+
+    @property
+    def impurities(self) -> list[Region]:
+        """Every region judged an impurity, best first."""
+        return [r for r in self.regions if r.accepted]
+
+
+class Attender:
+    """Runs attention for one recipe; ``appearance`` is the taught product look, or None."""
+
+    def __init__(self, recipe: Recipe, appearance: AppearanceModel | None = None):
+        self.spec: PerceptionSpec = recipe.perception
+        self.appearance = appearance if appearance is not None and appearance.fitted else None
+
+    @property
+    def note(self) -> str:
+        """One line for run logs and the GUI on how impurities are decided."""
+        if self.appearance is None:
+            return ("no taught appearance model: saliency alone decides (run `sorter teach` and name the "
+                    "file in the recipe's perception.appearance.model)")
+        return "saliency fused with the taught appearance model"
+
+    def attend(self, heightmaps: Heightmaps, frame=None) -> Attention:
+        """Algorithm 1 on one set of heightmaps; ``frame`` is needed only for image-space saliency."""
+        clock = _Clock()
+        objects = object_mask(heightmaps, self.spec.occlusion)
+        sal, raw = self._saliency(heightmaps, objects, frame)
+        clock.lap("saliency")
+        regions = salient_regions(sal, self.spec.saliency, cell_area=heightmaps.grid.cell_size ** 2,
+                                  grid=heightmaps.grid, raw=raw, allowed=objects)
+        clock.lap("regions")
+        novelty = None
+        if self.appearance is not None:
+            novelty = self.appearance.novelty_map(heightmaps)
+            regions = self._add_novel_regions(regions, novelty, sal, raw, heightmaps)
+            clock.lap("appearance")
+        regions = self._judge(regions, novelty)
+        if regions and regions[0].accepted:
+            result = self._target(regions, heightmaps, sal)
+        else:
+            clusters = find_clusters(heightmaps, self.spec.occlusion) if objects.any() else []
+            clock.lap("clusters")
+            result = self._cluster_or_clean(regions, clusters, heightmaps, sal)
+        clock.total()
+        return replace(result, timings_ms=clock.laps, novelty=novelty,
+                       appearance_used=self.appearance is not None)
+
+    def _saliency(self, hm: Heightmaps, objects: np.ndarray, frame) -> tuple[np.ndarray, np.ndarray]:
+        spec = self.spec.saliency
+        if spec.source == "image":
+            if frame is None:
+                raise PerceptionError("the recipe runs saliency on the camera image (saliency.source: "
+                                      "image); pass the frame to attend()")
+            raw = sample_image(hm, vocus2(frame.color, spec, normalize=False), 0.0)
+        else:
+            raw = vocus2(saliency_input(hm, objects), spec, normalize=False)
+        raw = np.where(objects, raw, 0.0).astype(np.float32) if objects.any() else np.zeros_like(raw)
+        return normalize_map(raw), raw
+
+    def _add_novel_regions(self, regions: list[Region], novelty: np.ndarray, sal: np.ndarray,
+                           raw: np.ndarray, hm: Heightmaps) -> list[Region]:
+        """Score salient regions by novelty and add novel areas that no salient region covers."""
+        spec = self.spec
+        cell_area = hm.grid.cell_size ** 2
+        scored = [replace(r, novelty=region_novelty(novelty, r.mask)) for r in regions]
+        taken = np.zeros(sal.shape, bool)
+        for r in scored:
+            taken |= r.mask
+        min_cells = max(1, int(spec.saliency.min_region_area / cell_area))
+        for mask in novel_regions(novelty, spec.appearance.threshold, min_cells):
+            if (mask & taken).any() or len(scored) >= 2 * spec.saliency.max_regions:
+                continue
+            taken |= mask
+            scored.append(_region_from_mask(mask, sal, raw, novelty, hm))
+        return scored
+
+    def _judge(self, regions: list[Region], novelty: np.ndarray | None) -> list[Region]:
+        """Mark accepted regions and rank them: accepted by fused score first, then the rest."""
+        judged = [self._verdict(r, novelty is not None) for r in regions]
+        return sorted(judged, key=lambda r: (not r.accepted, -r.score))
+
+    def _verdict(self, r: Region, taught: bool) -> Region:
+        sal_spec, app = self.spec.saliency, self.spec.appearance
+        if r.area_m2 < sal_spec.min_region_area:
+            return replace(r, accepted=False, reason=f"area {r.area_m2 * 1e4:.1f} cm^2 under "
+                                                     f"{sal_spec.min_region_area * 1e4:.1f} cm^2")
+        if taught:
+            nov = -math.inf if r.novelty is None else r.novelty
+            score = (1 - app.weight) * r.saliency + app.weight * _sigmoid(nov)
+            ok = nov >= app.threshold
+            why = f"novelty {nov:.2f} {'>=' if ok else '<'} {app.threshold:.2f}"
+            return replace(r, accepted=ok, score=score, reason=why)
+        ok_ratio = r.contrast >= sal_spec.min_peak_ratio
+        ok_raw = r.raw_peak >= MIN_RAW_CONTRAST
+        why = (f"contrast {r.contrast:.1f}x {'>=' if ok_ratio else '<'} {sal_spec.min_peak_ratio:.1f}x, "
+               f"raw {r.raw_peak:.3f} {'>=' if ok_raw else '<'} {MIN_RAW_CONTRAST:.3f}")
+        return replace(r, accepted=ok_ratio and ok_raw, score=r.saliency, reason=why)
+
+    def _target(self, regions: list[Region], hm: Heightmaps, sal: np.ndarray) -> Attention:
+        top = regions[0]
+        center = (int(round(top.center_rc[0])), int(round(top.center_rc[1])))
+        n_acc = sum(r.accepted for r in regions)
+        reason = (f"impurity at ({top.center_xy[0]:.3f}, {top.center_xy[1]:.3f}) m: {top.reason}"
+                  + (f"; {n_acc - 1} more impurities" if n_acc > 1 else ""))
+        return Attention("target", reason, top.mask.copy(), center, top.center_xy,
+                         crop_around(center, hm.grid.cells), regions, None, sal)
+
+    def _cluster_or_clean(self, regions: list[Region], clusters: list[Cluster], hm: Heightmaps,
+                          sal: np.ndarray) -> Attention:
+        occ = self.spec.occlusion
+        best = regions[0].reason if regions else "no salient object"
+        if clusters and clusters[0].can_hide(occ):
+            c = clusters[0]
+            center = (int(round(c.center_rc[0])), int(round(c.center_rc[1])))
+            crop = crop_around(center, hm.grid.cells)
+            mask = np.zeros(hm.shape, bool)
+            mask[crop.slices] = True
+            reason = (f"no visible impurity ({best}); largest cluster {c.area_m2 * 1e4:.0f} cm^2, "
+                      f"{c.max_height * 1e3:.0f} mm high may hide one")
+            return Attention("cluster", reason, mask, center, c.center_xy, crop, regions, c, sal)
+        if clusters:
+            c = clusters[0]
+            detail = (f"largest cluster {c.area_m2 * 1e4:.0f} cm^2, {c.max_height * 1e3:.0f} mm high, is "
+                      f"under {occ.min_cluster_area * 1e4:.0f} cm^2 or {occ.min_cluster_height * 1e3:.0f} mm")
+        else:
+            detail = "nothing on the table"
+        return Attention("clean", f"clean: no visible impurity ({best}); {detail}",
+                         np.zeros(hm.shape, bool), None, None, None, regions,
+                         clusters[0] if clusters else None, sal)
+
+
+def _region_from_mask(mask: np.ndarray, sal: np.ndarray, raw: np.ndarray, novelty: np.ndarray,
+                      hm: Heightmaps) -> Region:
+    rows, cols = np.nonzero(mask)
+    nov = np.nan_to_num(novelty[rows, cols], nan=-np.inf)
+    i = int(np.argmax(nov))
+    peak = (int(rows[i]), int(cols[i]))
+    center_rc = (float(rows.mean()), float(cols.mean()))
+    x, y = hm.grid.center_of(*center_rc)
+    s = float(sal[rows, cols].max())
+    return Region(mask=mask, peak=peak, score=s, area_m2=float(rows.size * hm.grid.cell_size ** 2),
+                  center_xy=(float(x), float(y)), center_rc=center_rc, saliency=s,
+                  raw_peak=float(raw[rows, cols].max()), novelty=float(nov[i]))
+
+
+def _sigmoid(x: float) -> float:
+    if x == -math.inf:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
+
+
+class _Clock:
+    """Milliseconds per stage (wall clock: these are processing times, not simulated time)."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = (now - self.last) * 1e3
+        self.last = now
+
+    def total(self) -> None:
+        self.laps["total"] = (time.perf_counter() - self.start) * 1e3
+
+
+def load_attender(recipe: Recipe) -> Attender:
+    """The recipe's attender with its taught appearance model when the recipe names one.
+
+    A named but missing or unreadable model raises ModelFileError naming the file and `sorter teach`.
+    """
+    name = recipe.perception.appearance.model
+    if not name:
+        return Attender(recipe)
+    path = recipe.resolve(name)
+    try:
+        model = AppearanceModel.load(path)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{exc} (the recipe's perception.appearance.model names it)") from None
+    return Attender(recipe, model)
