@@ -203,8 +203,8 @@ class RobotiqURCap(Gripper):
     def _wait(self, done, what: str) -> None:
         deadline = time.monotonic() + self._motion_timeout
         while not done():
+            self._raise_on_fault()
             if time.monotonic() > deadline:
-                self._raise_on_fault()
                 raise GripperError(f"Robotiq {what} did not finish within {self._motion_timeout:.0f} s; "
                                    "check the gripper's LED and the URCap's gripper dashboard on the pendant")
             time.sleep(POLL_PERIOD)
