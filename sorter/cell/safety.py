@@ -160,7 +160,8 @@ class SafetyEnvelope:
 
     def _adjust(self, action: Action) -> tuple[Action, str]:
         """Raise a slightly-too-low target onto the clearance and wrap the angle; say what changed."""
-        allowed = replace(action, angle=wrap_angle(action.angle))
+        in_range = -math.pi <= action.angle < math.pi
+        allowed = action if in_range else replace(action, angle=wrap_angle(action.angle))
         if action.z < self.z_min:
             return replace(allowed, z=self.z_min), f"z raised from {action.z:.4f} to {self.z_min:.4f} m"
         return allowed, ""
