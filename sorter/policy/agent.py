@@ -1,0 +1,456 @@
+"""The push-grasp DQN agent of paper 2: methods, action selection, the learner and model files.
+
+``PushGraspAgent`` turns an attention result and the heightmaps into a region of cells, Q maps for every
+primitive and rotation, and one ``Action`` in metres. Only actions whose footprint the safety envelope
+accepts and that lie inside the region (the attention crop, or the whole workspace for the
+target-agnostic methods) are ever chosen. ``Learner`` trains the network from prioritized replay with the
+Huber loss at the executed pixel, a target network and gamma 0.5.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sorter.cell.base import Action, ActionKind
+from sorter.cell.safety import SafetyEnvelope
+from sorter.errors import ModelFileError
+from sorter.geometry import CROP_CELLS, N_ROTATIONS, PUSH_LENGTH, WorkspaceGrid, rotation_angle
+from sorter.policy.base import Decision, Policy
+from sorter.policy.network import (
+    GRASP,
+    PUSH,
+    QNetwork,
+    Region,
+    pool_maps,
+    q_at,
+    q_region,
+    region_offsets,
+    scene_channels,
+)
+from sorter.policy.replay import Batch, Observation, ReplayBuffer
+
+GAMMA = 0.5  # paper 2, section 3
+MOMENTUM = 0.9  # paper 2, section 6.2
+WEIGHT_DECAY = 2e-5  # paper 2, section 6.2
+LEARNING_RATE = 1e-3  # tuned here (paper 2 used 1e-5 with pretrained DenseNet towers)
+GRASP_DEPTH = 0.02  # m below the local top where the fingertips stop: grips the top item of a heap
+PUSH_HEIGHT = 0.01  # m above the table for a push starting in free space: below every item's centre
+LOCAL_RADIUS = 2  # cells; the top under the tool is the maximum within this radius
+OCCUPIED = 0.005  # m; a cell this high holds an object (exploration samples grasps there)
+MODEL_FORMAT = "sorter-tcdd-dqn/1"
+KINDS = (ActionKind.PUSH, ActionKind.GRASP)  # indexed by network head
+
+
+@dataclass(frozen=True)
+class Method:
+    """One column of the benchmark: what the network sees, how it is rewarded, where it may act."""
+
+    name: str
+    model: str  # method whose trained weights it runs
+    whole_scene: bool = False  # act on the whole workspace instead of the attention crop
+    use_mask: bool = True  # feed the attention mask channels
+    push_reward: str = "tcdd"  # "tcdd" or "change"
+    change_value: float = 1.0  # push reward of a detected change
+    grasp_any: bool = False  # reward grasping any object (target-agnostic VPG)
+    occluded_inference: bool = True  # cluster crops when no impurity is visible
+    restrict_to_mask: bool = False  # act only on the salient target (S-VPG)
+
+    @property
+    def trainable(self) -> bool:
+        return self.model == self.name
+
+
+METHODS = {
+    "ours": Method("ours", "ours"),
+    "no-tsd": Method("no-tsd", "no-tsd", whole_scene=True, use_mask=False),
+    "no-oi": Method("no-oi", "ours", occluded_inference=False),
+    "no-t": Method("no-t", "no-t", push_reward="change", change_value=1.0),
+    "vpg": Method("vpg", "vpg", whole_scene=True, use_mask=False, push_reward="change", change_value=0.5,
+                  grasp_any=True),
+    "s-vpg": Method("s-vpg", "vpg", whole_scene=True, use_mask=False, restrict_to_mask=True),
+}
+TRAINABLE = tuple(name for name, m in METHODS.items() if m.trainable)
+
+
+def method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method '{name}'; expected one of {', '.join(METHODS)}") from None
+
+
+def region_and_mask(m: Method, attention, grid: WorkspaceGrid) -> tuple[Region, np.ndarray | None]:
+    """Where the method acts and the target mask it feeds (None when it feeds no mask)."""
+    if m.whole_scene:
+        return Region.whole(grid), None
+    row, col = (int(v) for v in attention.crop_center_rc)
+    if attention.mode == "cluster" and not m.occluded_inference:
+        row, col = np.unravel_index(int(np.argmax(attention.saliency)), attention.saliency.shape)
+    region = Region.around(row, col, CROP_CELLS)
+    if not m.use_mask:
+        return region, None
+    if attention.mode == "target":
+        return region, np.asarray(attention.target_mask, bool)
+    mask = np.zeros((grid.cells, grid.cells), bool)
+    r0, c0 = max(region.row0, 0), max(region.col0, 0)
+    mask[r0:region.row0 + region.size, c0:region.col0 + region.size] = True
+    return region, mask
+
+
+def observe(heightmaps, region: Region, mask: np.ndarray | None) -> Observation:
+    """The compact observation the network and the replay buffer share."""
+    rgb, height, m = pool_maps(heightmaps.color, heightmaps.height, mask)
+    return Observation(rgb, height, m, region)
+
+
+def scene_tensor(obs: Observation | list[Observation]) -> torch.Tensor:
+    """Network input ``(N, 9, h, w)`` from one or several observations."""
+    many = obs if isinstance(obs, list) else [obs]
+    arr = scene_channels(np.stack([o.rgb for o in many]), np.stack([o.height for o in many]),
+                         np.stack([o.mask for o in many]))
+    return torch.from_numpy(arr)
+
+
+def valid_actions(region: Region, envelope: SafetyEnvelope) -> np.ndarray:
+    """``(2, 16, size, size)`` bool: region cells whose push / grasp footprint stays in the workspace."""
+    g = envelope.grid
+    rows = np.arange(region.row0, region.row0 + region.size)
+    cols = np.arange(region.col0, region.col0 + region.size)
+    x, y = g.center_of(rows[:, None], cols[None, :])
+    a, b = envelope.gripper.grasp_half_extents()
+    r = envelope.gripper.closed_radius()
+    eps = 1e-9
+    out = np.zeros((2, N_ROTATIONS, region.size, region.size), bool)
+    for i in range(N_ROTATIONS):
+        c, s = math.cos(rotation_angle(i)), math.sin(rotation_angle(i))
+        ex, ey = a * abs(c) + b * abs(s), a * abs(s) + b * abs(c)
+        out[GRASP, i] = ((x - ex >= g.x_min - eps) & (x + ex <= g.x_max + eps)
+                         & (y - ey >= g.y_min - eps) & (y + ey <= g.y_max + eps))
+        e = r * (abs(c) + abs(s))
+        xe, ye = x + envelope.push_length * c, y + envelope.push_length * s
+        out[PUSH, i] = ((np.minimum(x, xe) - e >= g.x_min - eps) & (np.maximum(x, xe) + e <= g.x_max + eps)
+                        & (np.minimum(y, ye) - e >= g.y_min - eps) & (np.maximum(y, ye) + e <= g.y_max + eps))
+    return out
+
+
+def local_top(height: np.ndarray, row: int, col: int, radius: int = LOCAL_RADIUS) -> float:
+    """Highest height-map value within ``radius`` cells of (row, col)."""
+    r0, c0 = max(row - radius, 0), max(col - radius, 0)
+    patch = height[r0:row + radius + 1, c0:col + radius + 1]
+    return float(patch.max()) if patch.size else 0.0
+
+
+def to_action(kind: int, rotation: int, row: int, col: int, heightmaps, envelope: SafetyEnvelope) -> Action:
+    """The primitive at a heightmap cell in metres; heights come from the height map under the tool."""
+    g = heightmaps.grid
+    x, y = g.center_of(row, col)
+    top = local_top(heightmaps.height, row, col)
+    if kind == GRASP:
+        z = max(top - GRASP_DEPTH, envelope.z_min - g.table_z)
+    else:
+        z = max(top, PUSH_HEIGHT)
+    return Action(KINDS[kind], float(x), float(y), float(g.table_z + z), rotation_angle(rotation))
+
+
+@dataclass
+class Exploration:
+    """Epsilon-greedy settings while training: ``epsilon`` explores, ``guide`` biases where."""
+
+    epsilon: float = 0.0
+    guide: float = 0.0  # share of exploratory actions aimed at the target mask (heuristic prior)
+    grasp_share: float = 0.5
+
+
+class PushGraspAgent(Policy):
+    """Paper 2's push-grasp synergy policy over the attention crop (or the whole scene)."""
+
+    def __init__(self, net: QNetwork, m: Method, envelope: SafetyEnvelope, sha256: str = "",
+                 exploration: Exploration | None = None):
+        self.net = net
+        self.method = m
+        self.envelope = envelope
+        self.grid = envelope.grid
+        self.sha256 = sha256
+        self.exploration = exploration or Exploration()
+        self.name = m.name
+
+    def observe(self, attention, heightmaps) -> Observation:
+        region, mask = region_and_mask(self.method, attention, self.grid)
+        return observe(heightmaps, region, mask)
+
+    def q_values(self, obs: Observation) -> np.ndarray:
+        """Q ``(2, 16, size, size)`` over the observation's region."""
+        with torch.inference_mode():
+            return q_region(self.net, scene_tensor(obs), obs.region, self.grid).numpy()
+
+    def allowed(self, obs: Observation, attention=None) -> np.ndarray:
+        """Valid actions of the region; S-VPG further keeps only cells on the salient target."""
+        ok = valid_actions(obs.region, self.envelope) & obs.region.inside_grid(self.grid)[None, None]
+        if self.method.restrict_to_mask and attention is not None and attention.mode == "target":
+            r = obs.region
+            target = _crop(np.asarray(attention.target_mask, bool), r)
+            if (ok & target[None, None]).any():
+                ok &= target[None, None]
+        return ok
+
+    def decide(self, attention, heightmaps, rng: np.random.Generator) -> Decision:
+        obs = self.observe(attention, heightmaps)
+        return self.decide_on(obs, heightmaps, rng, self.allowed(obs, attention))
+
+    def decide_on(self, obs: Observation, heightmaps, rng: np.random.Generator,
+                  allowed: np.ndarray | None = None) -> Decision:
+        """Greedy (or, while exploring, epsilon-greedy) choice among the allowed actions of ``obs``."""
+        q = self.q_values(obs)
+        ok = self.allowed(obs) if allowed is None else allowed
+        if not ok.any():
+            raise ValueError("no valid action in the region; the crop lies outside the workspace")
+        explore = self.exploration.epsilon > 0 and rng.random() < self.exploration.epsilon
+        idx = self._explore(obs, heightmaps, ok, rng) if explore else _argmax(q, ok)
+        kind, rot, i, j = idx
+        row, col = obs.region.row0 + i, obs.region.col0 + j
+        action = to_action(kind, rot, row, col, heightmaps, self.envelope)
+        best = np.where(ok, q, -np.inf).reshape(2, -1).max(axis=1)
+        return Decision(action, float(best[PUSH]), float(best[GRASP]), (rot, row, col),
+                        self._display_map(q[kind], ok[kind], obs.region))
+
+    def _explore(self, obs: Observation, heightmaps, ok: np.ndarray,
+                 rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """A random primitive, rotation and cell; with probability ``guide`` on the target's cells."""
+        kind = GRASP if rng.random() < self.exploration.grasp_share else PUSH
+        r = obs.region
+        height = _crop(heightmaps.height, r)
+        cells = ok[kind].any(axis=0)
+        if kind == GRASP:
+            cells &= height > OCCUPIED
+        if rng.random() < self.exploration.guide:
+            target = _crop_mask(obs, heightmaps.grid) & (height > OCCUPIED)
+            near = _dilate(target, 15) if kind == PUSH else target
+            if (cells & near).any():
+                cells &= near
+        if not cells.any():
+            cells = ok[kind].any(axis=0)
+        flat = np.flatnonzero(cells)
+        i, j = np.unravel_index(int(rng.choice(flat)), cells.shape)
+        rots = np.flatnonzero(ok[kind, :, i, j])
+        return kind, int(rng.choice(rots)), int(i), int(j)
+
+    def _display_map(self, q: np.ndarray, ok: np.ndarray, region: Region) -> np.ndarray:
+        """Max over rotations of one primitive's Q, pasted into the full grid (NaN outside the region)."""
+        full = np.full((self.grid.cells, self.grid.cells), np.nan, np.float32)
+        best = np.where(ok, q, -np.inf).max(axis=0)
+        best[~np.isfinite(best)] = np.nan
+        _paste(full, best, region)
+        return full
+
+
+def _argmax(q: np.ndarray, ok: np.ndarray) -> tuple[int, int, int, int]:
+    flat = int(np.argmax(np.where(ok, q, -np.inf)))
+    kind, rot, i, j = np.unravel_index(flat, q.shape)
+    return int(kind), int(rot), int(i), int(j)
+
+
+def _crop(full: np.ndarray, region: Region) -> np.ndarray:
+    """The region's block of a full-grid array, zero-padded where the region leaves the grid."""
+    out = np.zeros((region.size, region.size), full.dtype)
+    _paste_from(out, full, region)
+    return out
+
+
+def _paste_from(out: np.ndarray, full: np.ndarray, region: Region) -> None:
+    n = full.shape[0]
+    r0, c0 = max(region.row0, 0), max(region.col0, 0)
+    r1, c1 = min(region.row0 + region.size, n), min(region.col0 + region.size, n)
+    out[r0 - region.row0:r1 - region.row0, c0 - region.col0:c1 - region.col0] = full[r0:r1, c0:c1]
+
+
+def _paste(full: np.ndarray, block: np.ndarray, region: Region) -> None:
+    n = full.shape[0]
+    r0, c0 = max(region.row0, 0), max(region.col0, 0)
+    r1, c1 = min(region.row0 + region.size, n), min(region.col0 + region.size, n)
+    full[r0:r1, c0:c1] = block[r0 - region.row0:r1 - region.row0, c0 - region.col0:c1 - region.col0]
+
+
+def _crop_mask(obs: Observation, grid: WorkspaceGrid) -> np.ndarray:
+    """The observation's (4 mm) mask brought back to the region's 2 mm cells."""
+    full = np.repeat(np.repeat(obs.mask > 127, 2, axis=0), 2, axis=1)
+    return _crop(full, obs.region)
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    import cv2
+
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
+
+
+@dataclass
+class Learner:
+    """DQN updates from prioritized replay: Huber loss at the executed pixel, a target network.
+
+    Next-state values ``max Q'(s')`` are cached per replay slot only while the target network is
+    unchanged, so every label is recomputed with the current target network when replayed.
+    """
+
+    net: QNetwork
+    envelope: SafetyEnvelope
+    lr: float = LEARNING_RATE
+    batch_size: int = 4
+    target_every: int = 50
+    symmetric_grasps: bool = True
+    steps: int = 0
+    target: QNetwork = field(init=False)
+    optimizer: torch.optim.SGD = field(init=False)
+    _next_cache: dict[int, float] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.target = copy.deepcopy(self.net).eval()
+        for p in self.target.parameters():
+            p.requires_grad_(False)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=self.lr, momentum=MOMENTUM,
+                                         weight_decay=WEIGHT_DECAY)
+
+    def step(self, replay: ReplayBuffer, rng: np.random.Generator, beta: float = 0.5) -> float:
+        """One gradient step on a prioritized batch; returns the mean Huber loss."""
+        batch = replay.sample(self.batch_size, rng, beta)
+        labels = torch.tensor([self._label(replay, batch, k) for k in range(len(batch.slots))])
+        pred = self._predict(replay, batch)
+        weights = torch.from_numpy(batch.weights)
+        if self.symmetric_grasps:
+            labels, weights = _with_mirrors(labels, weights, batch)
+        loss_each = torch.nn.functional.smooth_l1_loss(pred, labels, reduction="none")
+        loss = (loss_each * weights).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        td = (pred[: len(batch.slots)] - labels[: len(batch.slots)]).detach().numpy()
+        replay.update_priorities(batch.slots, td)
+        self.steps += 1
+        if self.steps % self.target_every == 0:
+            self.sync_target()
+        return float(loss.detach())
+
+    def sync_target(self) -> None:
+        self.target.load_state_dict(self.net.state_dict())
+        self._next_cache.clear()
+
+    def _label(self, replay: ReplayBuffer, batch: Batch, k: int) -> float:
+        y = float(batch.reward[k])
+        if batch.has_next[k]:
+            y += GAMMA * self._next_value(replay, replay.next_slot(batch.slots[k]))
+        return y
+
+    def _next_value(self, replay: ReplayBuffer, slot: int) -> float:
+        if slot not in self._next_cache:
+            obs = replay.observation(slot)
+            with torch.inference_mode():
+                q = q_region(self.target, scene_tensor(obs), obs.region, self.envelope.grid).numpy()
+            ok = valid_actions(obs.region, self.envelope) & obs.region.inside_grid(self.envelope.grid)
+            self._next_cache[slot] = float(q[ok].max()) if ok.any() else 0.0
+        return self._next_cache[slot]
+
+    def _predict(self, replay: ReplayBuffer, batch: Batch) -> torch.Tensor:
+        """Q of the executed primitive at the executed pixel and rotation (plus grasp mirrors)."""
+        kinds, rots, slots = list(batch.kind), list(batch.rotation), list(batch.slots)
+        if self.symmetric_grasps:
+            for k in np.flatnonzero(batch.kind == GRASP):
+                kinds.append(GRASP)
+                rots.append((batch.rotation[k] + N_ROTATIONS // 2) % N_ROTATIONS)
+                slots.append(batch.slots[k])
+        obs = [replay.observation(s) for s in slots]
+        scenes = scene_tensor(obs)
+        grid = self.envelope.grid
+        centers = torch.tensor([o.region.center_norm(grid) for o in obs], dtype=torch.float32)
+        offsets = torch.stack([_cell_offset(o.region, replay.cell[s], grid) for o, s in zip(obs, slots,
+                                                                                              strict=True)])
+        angles = torch.tensor([rotation_angle(int(r)) for r in rots], dtype=torch.float32)
+        q = q_at(self.net, scenes, centers, angles, offsets, obs[0].region.window_cells())
+        return q[torch.arange(len(kinds)), torch.tensor(kinds)]
+
+
+def _with_mirrors(labels: torch.Tensor, weights: torch.Tensor, batch: Batch):
+    """Append the labels and weights of grasps turned by 180 degrees (the same physical grasp)."""
+    extra = np.flatnonzero(batch.kind == GRASP)
+    return torch.cat([labels, labels[extra]]), torch.cat([weights, weights[extra]])
+
+
+def _cell_offset(region: Region, cell: np.ndarray, grid: WorkspaceGrid) -> torch.Tensor:
+    """Normalised offset of an absolute heightmap cell from the region centre."""
+    i, j = int(cell[0]) - region.row0, int(cell[1]) - region.col0
+    return region_offsets(region, grid)[0, i, j]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(path: Path, net: QNetwork, m: Method, info: dict[str, str] | None = None) -> str:
+    """Write the network's weights as safetensors with the method in the metadata; returns the sha256."""
+    from safetensors.torch import save_file
+
+    meta = {"format": MODEL_FORMAT, "method": m.name, "width": str(net.stem.out_channels),
+            "in_channels": str(net.stem.in_channels), **(info or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(path), metadata=meta)
+    return file_sha256(path)
+
+
+def load_model(path: Path) -> tuple[QNetwork, dict[str, str], str]:
+    """Read a model file; raises ModelFileError naming the file when it is missing or unusable."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist; train one with `sorter train` or fix "
+                             "the recipe's policy.model path")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"model file {path} is unreadable or corrupt ({exc}); re-train or restore "
+                             "it") from None
+    if meta.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"model file {path} is not a {MODEL_FORMAT} model (format "
+                             f"{meta.get('format')!r})")
+    try:
+        net = QNetwork(int(meta["in_channels"]), int(meta["width"]))
+        net.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"model file {path} does not match the network ({exc})") from None
+    return net.eval(), meta, file_sha256(path)
+
+
+def load_agent(recipe, method_name: str | None = None, path: Path | None = None) -> PushGraspAgent:
+    """The recipe's trained agent; ``method_name``/``path`` override what the file and recipe say."""
+    if path is None:
+        if not recipe.policy.model:
+            raise ModelFileError(f"recipe {recipe.path} names no policy.model file")
+        path = recipe.resolve(recipe.policy.model)
+    net, meta, sha = load_model(Path(path))
+    m = method(method_name or meta.get("method", "ours"))
+    if m.model != meta.get("method"):
+        raise ModelFileError(f"model file {path} holds '{meta.get('method')}' weights but method "
+                             f"'{m.name}' runs '{m.model}' weights")
+    return PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha)
+
+
+def model_info(meta: dict[str, str]) -> str:
+    return json.dumps(meta, sort_keys=True)
+
+
+__all__ = ["METHODS", "TRAINABLE", "Exploration", "Learner", "Method", "PushGraspAgent", "load_agent",
+           "load_model", "method", "observe", "region_and_mask", "save_model", "to_action", "valid_actions",
+           "PUSH_LENGTH"]
