@@ -26,9 +26,10 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from sorter.recipe import Recipe, RecipeError, RecipeIssue, parse_recipe
+from sorter.recipe import Recipe, RecipeError, RecipeIssue
 from ui.recipe_form import RecipeForm
 from ui.recipe_text import RecipeTextEdit, describe
+from ui.wiring import recipe_from_text
 from ui.yaml_edit import Scalar, set_value
 
 VALIDATE_DELAY_MS = 250
@@ -40,12 +41,9 @@ BAD_STYLE = "color: #b71c1c; font-weight: bold"
 def validate_text(text: str, path: Path | None) -> tuple[Recipe | None, list[RecipeIssue]]:
     """Parse recipe text as if it were the file at ``path``: the recipe or the issues found."""
     try:
-        recipe = parse_recipe(text, path.name if path else "<new recipe>")
+        return recipe_from_text(text, path), []
     except RecipeError as exc:
         return None, list(exc.issues)
-    if path is not None:
-        recipe._path = path.resolve()  # as load_recipe does, so relative model paths resolve
-    return recipe, []
 
 
 def backup_path(path: Path, now: dt.datetime | None = None) -> Path:
