@@ -10,9 +10,10 @@ Features, per 2 x 2-cell patch (4 mm) of object cells: the local mean of the opp
 and their local standard deviation (texture, shading) over a ``WINDOW``-cell box. The model is a
 scikit-learn ``GaussianMixture`` (full covariances); novelty is the negative log-likelihood, averaged
 over object patches in a small neighbourhood so one noisy patch does not decide. Teaching also measures
-the highest such novelty on held-out clean frames: ``novelty_map`` reports novelty in units above that
-clean level, so 0 means "as unusual as the most unusual clean product seen" and the recipe's
-``appearance.threshold`` (default 0) is the decision level.
+the highest such novelty in each clean frame; ``novelty_map`` reports novelty in standard deviations of
+those peaks above ``CLEAN_SIGMAS`` deviations over their mean, so 0 means "more unusual than clean
+product gets, by a wide margin" and the recipe's ``appearance.threshold`` (default 0) is the decision
+level.
 
 File format: a NumPy ``.npz`` of plain arrays (mixture parameters, calibration, feature settings, a
 JSON metadata string), loaded with ``allow_pickle=False``: a model file cannot carry code.
@@ -40,7 +41,7 @@ SMOOTH = 3  # patches, neighbourhood over which patch novelty is averaged
 MIN_OBJECT_SHARE = 0.8  # a patch is scored when this share of its feature window is object cells
 COMPONENTS = 6
 MAX_TRAIN_SAMPLES = 40000
-CALIBRATION_SHARE = 0.3  # of the teaching frames held out to measure the clean novelty level
+CLEAN_SIGMAS = 3.0  # novelty 0 lies this many standard deviations above the mean clean-frame peak
 MIN_SCALE = 1.0  # nats; floor of the novelty unit
 
 
@@ -80,17 +81,17 @@ class AppearanceModel:
 
     def fit(self, heightmaps_list: list[Heightmaps], rng: np.random.Generator,
             min_point_height: float = 0.005) -> AppearanceModel:
-        """Fit on clean frames; a share of them is held out to measure the clean novelty level."""
+        """Fit on clean frames, then measure the clean novelty level on the same frames.
+
+        The mixture has under 200 parameters against tens of thousands of patches, so its in-sample
+        likelihood is a fair estimate of what unseen clean product scores.
+        """
         from sklearn.mixture import GaussianMixture
 
         if len(heightmaps_list) < 2:
             raise ValueError("teaching needs at least 2 clean frames")
         self.min_point_height = min_point_height
-        order = rng.permutation(len(heightmaps_list))
-        n_cal = max(1, round(CALIBRATION_SHARE * len(order)))
-        train = [heightmaps_list[i] for i in order[n_cal:]]
-        calib = [heightmaps_list[i] for i in order[:n_cal]]
-        x = np.concatenate([self._samples(hm)[0] for hm in train])
+        x = np.concatenate([self._samples(hm)[0] for hm in heightmaps_list])
         if x.shape[0] < 10 * COMPONENTS:
             raise ValueError("the teaching frames show too little product; check the camera and workspace")
         if x.shape[0] > MAX_TRAIN_SAMPLES:
@@ -98,12 +99,11 @@ class AppearanceModel:
         gmm = GaussianMixture(COMPONENTS, covariance_type="full", reg_covar=1e-4,
                               random_state=int(rng.integers(2 ** 31 - 1))).fit(x)
         self._mixture = _Mixture(gmm.weights_, gmm.means_, gmm.precisions_cholesky_)
-        self.clean_level, self.scale = 0.0, 1.0
-        peaks = np.array([self._peak_nll(hm) for hm in calib])
-        self.clean_level = float(peaks.max())
+        peaks = np.array([self._peak_nll(hm) for hm in heightmaps_list])
         self.scale = max(float(peaks.std()), MIN_SCALE)
+        self.clean_level = float(peaks.mean()) + CLEAN_SIGMAS * self.scale
         self.metadata.update(frames=len(heightmaps_list), train_samples=int(x.shape[0]),
-                             calibration_peaks=[round(float(p), 3) for p in peaks])
+                             clean_peaks=[round(float(p), 3) for p in peaks])
         return self
 
     def novelty_map(self, heightmaps: Heightmaps) -> np.ndarray:

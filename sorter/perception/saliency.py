@@ -23,7 +23,7 @@ are impurities (peak contrast against the rest of the map, absolute contrast, ar
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -40,6 +40,7 @@ SEED_WINDOW = 7  # cells; a seed is the maximum of its 7x7 neighbourhood
 MAX_SEEDS = 64
 FILL_SIGMA = 4.0  # cells, normalised-convolution fill of unmeasured cells before saliency
 _KERNEL3 = np.ones((3, 3), np.uint8)
+CONTRAST_EPS = 1e-5  # opponent units (1/400 of a grey level): below it a map is float noise, not contrast
 
 
 def vocus2(image_rgb: np.ndarray, spec: SaliencySpec, *, normalize: bool = True) -> np.ndarray:
@@ -80,7 +81,7 @@ def _contrast_maps(opp: np.ndarray, spec: SaliencySpec, size: tuple[int, int]):
     layers_on, layers_off = [], []
     base = opp
     for _ in range(spec.layers):
-        if min(base.shape[:2]) < 4:
+        if layers_on and min(base.shape[:2]) < 4:
             break
         on_acc, off_acc = _Accumulator(spec.fusion), _Accumulator(spec.fusion)
         centre = base
@@ -186,17 +187,18 @@ def fuse(maps: list[np.ndarray], method: str) -> np.ndarray:
 def uniqueness_weight(m: np.ndarray) -> float:
     """1/sqrt(number of local maxima above half the maximum); 0 for a map without contrast."""
     peak = float(m.max())
-    if peak <= 1e-12:
+    if peak <= CONTRAST_EPS:
         return 0.0
     local_max = cv2.compare(m, cv2.dilate(m, _KERNEL3), cv2.CMP_GE)
     local_max &= cv2.compare(m, UNIQUENESS_LEVEL * peak, cv2.CMP_GE)
-    return 1.0 / math.sqrt(max(cv2.countNonZero(local_max), 1))
+    peaks = cv2.connectedComponents(local_max, connectivity=8)[0] - 1  # a plateau is one peak
+    return 1.0 / math.sqrt(max(peaks, 1))
 
 
 def normalize_map(m: np.ndarray) -> np.ndarray:
-    """Min-max normalisation to [0, 1]; a map without contrast becomes all zeros."""
+    """Min-max normalisation to [0, 1]; a map without contrast (range under CONTRAST_EPS) becomes zeros."""
     lo, hi = float(m.min()), float(m.max())
-    if hi - lo <= 1e-9:
+    if hi - lo <= CONTRAST_EPS:
         return np.zeros(m.shape, np.float32)
     return ((m - lo) / (hi - lo)).astype(np.float32)
 
@@ -265,9 +267,10 @@ def salient_regions(saliency: np.ndarray, spec: SaliencySpec, *, cell_area: floa
 
     Seeds are local maxima (``SEED_WINDOW`` cells) above ``PROPOSAL_FLOOR`` of the global maximum, taken
     in decreasing order; a seed whose grown region touches an earlier region is a shoulder of that peak
-    and is skipped. Stops at ``spec.max_regions``. ``allowed`` restricts seeds and growth (e.g. to object
-    cells); ``grid`` adds metric centres and ``cell_area`` (m^2) metric areas; ``raw`` is the
-    un-normalised map whose value at the peak becomes ``Region.raw_peak``.
+    and is skipped. Stops at ``spec.max_regions``. ``allowed`` restricts seeds, growth and the
+    "elsewhere" of ``Region.contrast`` (e.g. to object cells); ``grid`` adds metric centres and
+    ``cell_area`` (m^2) metric areas; ``raw`` is the un-normalised map whose value at the peak becomes
+    ``Region.raw_peak``.
     """
     sal = np.asarray(saliency, np.float32)
     if sal.ndim != 2:
@@ -286,7 +289,8 @@ def salient_regions(saliency: np.ndarray, spec: SaliencySpec, *, cell_area: floa
             continue
         taken |= mask
         regions.append(_make_region(mask, (r, c), peak, raw, cell_area, grid))
-    return [_with_contrast(reg, sal, taken) for reg in regions]
+    rest = ~taken if allowed is None else allowed & ~taken
+    return [_with_contrast(reg, sal, rest) for reg in regions]
 
 
 def _seeds(work: np.ndarray) -> list[tuple[int, int]]:
@@ -324,9 +328,8 @@ def _make_region(mask, peak_rc, peak, raw, cell_area, grid) -> Region:
                   center_xy=center_xy, center_rc=center_rc, saliency=peak, raw_peak=raw_peak)
 
 
-def _with_contrast(region: Region, sal: np.ndarray, taken: np.ndarray) -> Region:
-    """Peak over the mean saliency outside every proposed region (how much it stands out)."""
-    rest = sal[~taken]
-    mean = float(rest.mean()) if rest.size else 0.0
-    contrast = region.saliency / max(mean, 1e-6)
-    return Region(**{**region.__dict__, "contrast": contrast})
+def _with_contrast(region: Region, sal: np.ndarray, rest: np.ndarray) -> Region:
+    """Peak over the mean saliency of the ``rest`` cells (allowed, outside every proposed region)."""
+    vals = sal[rest]
+    mean = float(vals.mean()) if vals.size else 0.0
+    return replace(region, contrast=region.saliency / max(mean, 1e-6))

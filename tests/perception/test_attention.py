@@ -1,0 +1,129 @@
+"""Attention (paper 2, Algorithm 1) on synthetic heightmaps: target, cluster, clean; crops; loading."""
+
+import numpy as np
+import pytest
+
+from sorter.errors import ModelFileError
+from sorter.geometry import CROP_CELLS
+from sorter.perception.appearance import AppearanceModel
+from sorter.perception.attention import Attender, crop_around, load_attender
+from sorter.perception.heightmap import Heightmaps
+from sorter.recipe import load_recipe
+from tests.perception.synthetic import (
+    GRID,
+    IMPURITY_RGB,
+    PRODUCT_RGB,
+    heightmaps_of,
+    item_grid,
+)
+
+RECIPE = load_recipe("recipes/toy-blocks.yaml")
+YELLOW = (225, 200, 40)
+
+
+def _box(r: int, c: int) -> tuple[slice, slice]:
+    return slice(12 + r * 40, 32 + r * 40), slice(12 + c * 40, 32 + c * 40)
+
+
+def _scene(seed: int, odd: dict | None = None) -> Heightmaps:
+    rng = np.random.default_rng(seed)
+    return heightmaps_of(item_grid(rng, odd or {}), rng, texture=6.0)
+
+
+@pytest.fixture(scope="module")
+def taught() -> Attender:
+    model = AppearanceModel().fit([_scene(s) for s in range(0, 20, 2)], np.random.default_rng(0))
+    return Attender(RECIPE, model)
+
+
+@pytest.mark.parametrize("seed", [1, 3, 5, 7])
+def test_a_visible_impurity_becomes_the_target(seed):
+    cell = (seed % 5, (seed * 3) % 5)
+    att = Attender(RECIPE).attend(_scene(seed, {cell: IMPURITY_RGB}))
+    assert att.mode == "target" and att.target is att.regions[0]
+    rows, cols = _box(*cell)
+    on_target = att.target_mask[rows, cols].sum()
+    assert on_target >= 0.9 * att.target_mask.sum()
+    assert att.crop.size == CROP_CELLS and att.crop.contains(*att.crop_center_rc)
+    x, y = att.crop_center_xy
+    r, c = GRID.cell_of(x, y)
+    assert rows.start <= r < rows.stop and cols.start <= c < cols.stop
+    assert set(att.timings_ms) >= {"saliency", "regions", "total"}
+
+
+@pytest.mark.parametrize("seed", [1, 3, 5, 7, 9])
+def test_clean_product_raises_no_target(seed):
+    att = Attender(RECIPE).attend(_scene(seed))
+    assert att.mode != "target"
+    assert not att.impurities and att.regions, "regions are proposed but none accepted"
+    assert not att.target_mask.any() or att.mode == "cluster"
+
+
+def test_empty_workspace_is_clean_with_a_reason():
+    att = Attender(RECIPE).attend(heightmaps_of([]))
+    assert att.mode == "clean" and "nothing on the table" in att.reason
+    assert att.regions == [] and att.crop is None and not att.target_mask.any()
+
+
+def test_all_invalid_heightmaps_are_clean():
+    n = GRID.cells
+    hm = Heightmaps(np.zeros((n, n, 3), np.uint8), np.zeros((n, n), np.float32), np.zeros((n, n), bool), GRID)
+    assert Attender(RECIPE).attend(hm).mode == "clean"
+
+
+def test_a_heap_without_visible_impurity_gives_cluster_mode():
+    rect = [(60, 150, 60, 60, 0.03, PRODUCT_RGB), (75, 165, 30, 30, 0.034, PRODUCT_RGB)]
+    hm = heightmaps_of(rect + [(20, 20, 20, 20, 0.03, PRODUCT_RGB)], np.random.default_rng(2), texture=4)
+    att = Attender(RECIPE).attend(hm)
+    assert att.mode == "cluster", att.reason
+    assert att.cluster is not None and att.cluster.can_hide(RECIPE.perception.occlusion)
+    assert att.target_mask.sum() == CROP_CELLS ** 2 and att.target_mask[att.crop.slices].all()
+    assert att.crop.contains(90, 180)
+    assert att.crop.col0 + att.crop.size == GRID.cells, "crop shifted inside at the border"
+
+
+def test_crop_is_centred_and_shifted_inside_near_borders():
+    c = crop_around((112.0, 112.0), 224)
+    assert (c.row0, c.col0, c.size) == (56, 56, CROP_CELLS)
+    corner = crop_around((3.0, 220.0), 224)
+    assert (corner.row0, corner.col0) == (0, 224 - CROP_CELLS)
+    assert corner.apply(np.zeros((224, 224, 3))).shape == (CROP_CELLS, CROP_CELLS, 3)
+
+
+def test_taught_model_finds_every_impurity_and_keeps_clean_quiet(taught):
+    att = taught.attend(_scene(11, {(1, 1): IMPURITY_RGB, (3, 4): YELLOW, (4, 0): (50, 170, 60)}))
+    assert att.mode == "target" and att.appearance_used
+    found = {cell for cell in ((1, 1), (3, 4), (4, 0))
+             for reg in att.impurities if reg.mask[_box(*cell)].any()}
+    assert found == {(1, 1), (3, 4), (4, 0)}
+    for seed in (13, 15, 17):
+        assert taught.attend(_scene(seed)).mode != "target"
+
+
+def test_taught_model_vetoes_a_salient_but_familiar_look():
+    teal = (40, 160, 200)
+
+    def mixed(seed: int) -> Heightmaps:
+        rng = np.random.default_rng(seed)
+        odd = {(int(r), int(c)): teal for r, c in rng.integers(0, 5, (8, 2))}
+        return heightmaps_of(item_grid(rng, odd), rng, texture=6.0)
+
+    model = AppearanceModel().fit([mixed(s) for s in range(0, 20, 2)], np.random.default_rng(0))
+    scene = _scene(21, {(2, 2): teal})
+    alone = Attender(RECIPE).attend(scene)
+    assert alone.mode == "target", "saliency alone calls the rare variant an impurity"
+    taught = Attender(RECIPE, model).attend(scene)
+    assert taught.mode != "target", taught.reason
+    assert Attender(RECIPE, model).attend(_scene(23, {(2, 2): teal, (0, 4): IMPURITY_RGB})).mode == "target"
+
+
+def test_load_attender_reports_a_missing_model(tmp_path):
+    text = RECIPE.path.read_text().replace("perception:", "perception:\n  appearance: {model: gone.npz}", 1)
+    if "perception:" not in RECIPE.path.read_text():
+        text += "\nperception:\n  appearance: {model: gone.npz}\n"
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    with pytest.raises(ModelFileError, match=r"gone\.npz.*sorter teach"):
+        load_attender(load_recipe(path))
+    assert load_attender(RECIPE).appearance is None
+    assert "saliency alone" in load_attender(RECIPE).note
