@@ -58,6 +58,8 @@ def make_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
     plot.setLabel("bottom", x_label)
     plot.setLabel("left", y_label)
     plot.showGrid(x=True, y=True, alpha=0.3)
+    for axis in ("bottom", "left"):
+        plot.getAxis(axis).enableAutoSIPrefix(False)
     plot.setMouseEnabled(x=False, y=False)
     plot.setMenuEnabled(False)
     plot.setMinimumHeight(140)

@@ -221,7 +221,9 @@ class MainWindow(QMainWindow):
         for label in (self.role_label, self.status_role):
             label.setText(text)
             label.setStyleSheet(style)
-        self.role_button.setText("Lock (back to Operator)" if engineer else "Engineer…")
+        self.role_button.setText("Lock" if engineer else "Engineer…")
+        tip = "Back to the operator role" if engineer else "Unlock the engineer role (PIN)"
+        self.role_button.setToolTip(tip)
         self._update_title()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
