@@ -272,12 +272,16 @@ class _Spot:
     x: float
     y: float
     failures: int = 0
-    pushed: bool = False
+    pushes: int = 0
     masked: bool = False
 
 
 class FailureMemory:
-    """Grasp failures per spot in the current batch: push through a spot after K failures, then mask it."""
+    """Grasp failures per spot in the current batch (paper 2, 6.3: the same action failing 3 times).
+
+    After K failures in a row at a spot the next grasp there becomes a push through it; after K more the
+    spot is masked: attention hides it from the policy, and any grasp still aimed at it becomes a push.
+    """
 
     def __init__(self, limit: int, radius: float):
         self.limit = limit
@@ -287,39 +291,40 @@ class FailureMemory:
     def clear(self) -> None:
         self.spots.clear()
 
-    def _spot_at(self, x: float, y: float) -> _Spot | None:
+    def spot_at(self, x: float, y: float) -> _Spot | None:
         for spot in self.spots:
             if math.hypot(spot.x - x, spot.y - y) <= self.radius:
                 return spot
         return None
 
-    def note(self, action: Action, success: bool) -> _Spot | None:
-        """Count a failed grasp (or refusal) at the action's spot; a success clears the spot's count."""
-        spot = self._spot_at(action.x, action.y)
+    def note(self, action: Action, success: bool) -> bool:
+        """Count a failed grasp (or refusal) at the action's spot; True when this masks the spot."""
+        spot = self.spot_at(action.x, action.y)
         if success:
             if spot is not None:
                 spot.failures = 0
-            return spot
+            return False
         if spot is None:
             spot = _Spot(action.x, action.y)
             self.spots.append(spot)
         spot.failures += 1
-        if spot.failures >= self.limit and spot.pushed:
+        if spot.failures >= self.limit and spot.pushes > 0 and not spot.masked:
             spot.masked = True
-        return spot
+            return True
+        return False
 
-    def needs_push(self, action: Action) -> _Spot | None:
-        """The spot a grasp aims at when it has failed K times and has not been pushed yet."""
-        spot = self._spot_at(action.x, action.y)
-        if spot and action.kind is ActionKind.GRASP and spot.failures >= self.limit and not spot.pushed:
-            return spot
-        return None
+    def push_due(self, action: Action) -> _Spot | None:
+        """The spot a grasp aims at when it must become a push: K failures not yet pushed, or masked."""
+        spot = self.spot_at(action.x, action.y)
+        if spot is None or action.kind is not ActionKind.GRASP:
+            return None
+        return spot if spot.masked or (spot.failures >= self.limit and spot.pushes == 0) else None
 
     def masked(self) -> list[_Spot]:
         return [s for s in self.spots if s.masked]
 
     def pushed(self, spot: _Spot) -> None:
-        spot.pushed = True
+        spot.pushes += 1
         spot.failures = 0
 
 
@@ -696,7 +701,7 @@ class PickLoop:
         """Bring in the next batch (the feeder on the sim, the line's signal on a real cell)."""
         number = len(self._batches) + 1
         if self.cell.sim is not None:
-            self.cell.sim.drop_batch(self.rng)
+            self.cell.next_sim_batch(self.rng)
         elif number > 1:
             reason = self._wait_for_next_batch()
             if reason:
@@ -810,7 +815,7 @@ class PickLoop:
     def _perceive(self, frame: RGBDFrame):
         try:
             heightmaps = self._heightmapper(frame, self.cell.camera_pose, self._grid)
-            attention = self.attender.attend(heightmaps)
+            attention = self.attender.attend(heightmaps, frame)
         except SorterError as exc:
             raise _Fault(AlarmCode.PERCEPTION_ERROR, str(exc)) from exc
         return heightmaps, self._mask_spots(attention)
@@ -822,34 +827,54 @@ class PickLoop:
             raise _Fault(AlarmCode.POLICY_ERROR, str(exc)) from exc
 
     def _override(self, action: Action) -> tuple[Action, str]:
-        """Replace a grasp at a spot that failed K times in a row by a push through that spot."""
-        spot = self._failures.needs_push(action)
+        """Replace a grasp at a spot that keeps failing by a push through that spot."""
+        spot = self._failures.push_due(action)
         if spot is None:
             return action, ""
-        push = push_through(spot.x, spot.y, action.angle, self.envelope, self.envelope.z_min)
-        self._failures.pushed(spot)
+        preferred = action.angle + spot.pushes * math.pi / 2
+        push = push_through(spot.x, spot.y, preferred, self.envelope, self.envelope.z_min)
         if push is None:
             spot.masked = True
-            self._alarm(AlarmCode.REPEATED_FAILURE, f"{self._failures.limit} failed grasps at "
-                        f"({spot.x:.3f}, {spot.y:.3f}) and no safe push through it; one last grasp, then "
-                        "the spot is masked")
-            return action, "last grasp before masking"
-        self._alarm(AlarmCode.REPEATED_FAILURE, f"{self._failures.limit} failed grasps at "
-                    f"({spot.x:.3f}, {spot.y:.3f}); pushing through the spot")
-        return push, "push after repeated failures"
+            return action, "no safe push through a failing spot"
+        if spot.pushes == 0:
+            self._alarm(AlarmCode.REPEATED_FAILURE, f"{self._failures.limit} failed grasps in a row at "
+                        f"({spot.x:.3f}, {spot.y:.3f}); pushing through the spot")
+        self._failures.pushed(spot)
+        return push, "push at a masked spot" if spot.masked else "push after repeated failures"
 
     def _mask_spots(self, attention):
-        """Hide masked spots from the target mask so the policy moves on to something else."""
+        """Hide masked spots from attention: the next impurity becomes the target, or the mask is cut."""
         spots = self._failures.masked()
-        mask = getattr(attention, "target_mask", None)
-        if not spots or mask is None or attention.mode != "target":
+        if not spots or attention.mode != "target":
             return attention
-        rows, cols = np.indices(mask.shape)
+        regions = list(getattr(attention, "regions", []) or [])
+        visible = [r for r in regions if r.accepted and not self._is_masked(r.center_xy, spots)]
+        if visible and regions and visible[0] is not regions[0]:
+            return self._retarget(attention, visible[0], regions)
+        if visible:
+            return attention
+        rows, cols = np.indices(attention.target_mask.shape)
         x, y = self._grid.center_of(rows, cols)
-        keep = np.ones(mask.shape, bool)
+        keep = np.ones(attention.target_mask.shape, bool)
         for s in spots:
             keep &= np.hypot(x - s.x, y - s.y) > self._failures.radius
-        return dataclasses.replace(attention, target_mask=(mask * keep).astype(mask.dtype))
+        return dataclasses.replace(attention, target_mask=attention.target_mask & keep,
+                                   reason=f"{attention.reason}; failing spot masked")
+
+    def _is_masked(self, xy, spots) -> bool:
+        return xy is not None and any(math.hypot(xy[0] - s.x, xy[1] - s.y) <= self._failures.radius
+                                      for s in spots)
+
+    def _retarget(self, attention, region, regions: list):
+        """Attention aimed at another accepted region (the top one sits on a masked spot)."""
+        from sorter.perception.attention import crop_around
+
+        center = (int(round(region.center_rc[0])), int(round(region.center_rc[1])))
+        ordered = [region] + [r for r in regions if r is not region]
+        return dataclasses.replace(
+            attention, target_mask=region.mask.copy(), crop_center_rc=center,
+            crop_center_xy=region.center_xy, crop=crop_around(center, self._grid.cells), regions=ordered,
+            reason=f"{attention.reason}; top impurity masked after repeated failures, next one targeted")
 
     def _clean_cycle(self, attention, timer: _Timer) -> None:
         """A clean verdict: count it, and end the batch after the recipe's confirmations in a row."""
@@ -861,7 +886,7 @@ class PickLoop:
     def _refused(self, ctx: _CycleContext) -> None:
         """A refused action is recorded, never sent, and counts as a failure at its spot."""
         self._record(ctx, outcome="refused")
-        self._failures.note(ctx.action, success=False)
+        self._note_failure(ctx.action, success=False)
         self._alarm(AlarmCode.SAFETY_REFUSAL, ctx.verdict.describe())
         self._count_batch_action()
 
@@ -883,11 +908,16 @@ class PickLoop:
         label = _outcome_label(action, outcome)
         self._record(ctx, outcome=label, result=outcome, picked_names=names, picked_impurity=impurity)
         if action.kind is ActionKind.GRASP:
-            self._failures.note(action, success=outcome.grasp_held)
+            self._note_failure(action, success=outcome.grasp_held)
         if label == "lost":
             self._alarm(AlarmCode.ITEM_LOST, f"an item held at ({action.x:.3f}, {action.y:.3f}) did not "
                         "reach the reject bin")
         self._count_batch_action()
+
+    def _note_failure(self, action: Action, success: bool) -> None:
+        if self._failures.note(action, success):
+            self._alarm(AlarmCode.REPEATED_FAILURE, f"grasps at ({action.x:.3f}, {action.y:.3f}) still fail "
+                        "after a push; the spot is masked for the rest of the batch")
 
     def _count_batch_action(self) -> None:
         self._batch.actions += 1

@@ -27,6 +27,12 @@ class Cell:
     def simulated(self) -> bool:
         return self.sim is not None
 
+    def next_sim_batch(self, rng) -> None:
+        """The simulated line: the finished batch is conveyed away (the table cleared), the feeder drops
+        the next one. The sim's own feeder keeps what lies on the table, so it is cleared here first."""
+        self.sim.load([])
+        self.sim.drop_batch(rng)
+
     def close(self) -> None:
         """Disconnect camera and robot; safe to call twice."""
         try:
@@ -53,7 +59,7 @@ def open_cell(recipe, seed: int = 1) -> Cell:
 
 
 def _open_sim(recipe, seed: int) -> Cell:
-    from sorter.cell.sim import SimCell
+    from sorter.cell.sim.cell import SimCell
 
     sim = SimCell(recipe)
     sim.reset("clean", seed)
