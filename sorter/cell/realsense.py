@@ -268,7 +268,11 @@ class RealSenseCamera(Camera):
                     self._restart()
                 continue
             misses = 0
-            frame = self._convert(frames)
+            try:
+                frame = self._convert(frames)
+            except (RuntimeError, ValueError) as exc:
+                self._record_error(f"frame processing failed: {exc}")
+                continue
             if frame is not None:
                 self._publish(frame)
 

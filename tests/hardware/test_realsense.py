@@ -12,7 +12,7 @@ import pytest
 from sorter.cell.base import CameraDisconnected, CameraError, CameraTimeout
 from sorter.cell.realsense import RealSenseCamera, list_devices
 from sorter.recipe import CameraSpec, DepthFilters
-from tests.hardware.rs_software import SoftwareCamera
+from tests.hardware.rs_software import SoftwareCamera, import_rs
 
 TABLE_MM = 700
 HOLE = (slice(200, 230), slice(300, 330))  # rows, cols of missing depth in the raw image
@@ -141,6 +141,7 @@ def test_camera_is_chosen_by_serial() -> None:
 
 
 def test_no_camera_and_unconnected_use_say_what_to_do() -> None:
+    import_rs()
     camera = RealSenseCamera(_spec(), devices=list)
     with pytest.raises(CameraDisconnected, match="no RealSense camera found.*USB"):
         camera.connect()
