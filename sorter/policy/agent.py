@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,8 @@ import torch
 from sorter.cell.base import Action, ActionKind
 from sorter.cell.safety import SafetyEnvelope
 from sorter.errors import ModelFileError
-from sorter.geometry import CROP_CELLS, N_ROTATIONS, PUSH_LENGTH, WorkspaceGrid, rotation_angle
+from sorter.geometry import CROP_CELLS, N_ROTATIONS, WorkspaceGrid, rotation_angle
+from sorter.perception.attention import crop_around
 from sorter.policy.base import Decision, Policy
 from sorter.policy.network import (
     GRASP,
@@ -41,7 +41,7 @@ GAMMA = 0.5  # paper 2, section 3
 MOMENTUM = 0.9  # paper 2, section 6.2
 WEIGHT_DECAY = 2e-5  # paper 2, section 6.2
 LEARNING_RATE = 1e-3  # tuned here (paper 2 used 1e-5 with pretrained DenseNet towers)
-GRASP_DEPTH = 0.02  # m below the local top where the fingertips stop: grips the top item of a heap
+GRASP_DEPTH = 0.02  # m below the local top (at most half its height) where the fingertips stop
 PUSH_HEIGHT = 0.01  # m above the table for a push starting in free space: below every item's centre
 LOCAL_RADIUS = 2  # cells; the top under the tool is the maximum within this radius
 OCCUPIED = 0.005  # m; a cell this high holds an object (exploration samples grasps there)
@@ -88,20 +88,25 @@ def method(name: str) -> Method:
 
 
 def region_and_mask(m: Method, attention, grid: WorkspaceGrid) -> tuple[Region, np.ndarray | None]:
-    """Where the method acts and the target mask it feeds (None when it feeds no mask)."""
+    """Where the method acts and the target mask it feeds (None when it feeds no mask).
+
+    Crop methods act in the attention crop; without occluded-region inference a cluster verdict is
+    replaced by a crop around the saliency maximum (paper 2, 6.3.2, No-OI). Cluster crops carry the
+    all-one mask of Algorithm 1.
+    """
     if m.whole_scene:
         return Region.whole(grid), None
-    row, col = (int(v) for v in attention.crop_center_rc)
+    crop = attention.crop
     if attention.mode == "cluster" and not m.occluded_inference:
-        row, col = np.unravel_index(int(np.argmax(attention.saliency)), attention.saliency.shape)
-    region = Region.around(row, col, CROP_CELLS)
+        peak = np.unravel_index(int(np.argmax(attention.saliency)), attention.saliency.shape)
+        crop = crop_around((float(peak[0]), float(peak[1])), grid.cells, CROP_CELLS)
+    region = Region(int(crop.row0), int(crop.col0), int(crop.size))
     if not m.use_mask:
         return region, None
     if attention.mode == "target":
         return region, np.asarray(attention.target_mask, bool)
     mask = np.zeros((grid.cells, grid.cells), bool)
-    r0, c0 = max(region.row0, 0), max(region.col0, 0)
-    mask[r0:region.row0 + region.size, c0:region.col0 + region.size] = True
+    mask[region.row0:region.row0 + region.size, region.col0:region.col0 + region.size] = True
     return region, mask
 
 
@@ -153,20 +158,24 @@ def to_action(kind: int, rotation: int, row: int, col: int, heightmaps, envelope
     g = heightmaps.grid
     x, y = g.center_of(row, col)
     top = local_top(heightmaps.height, row, col)
-    if kind == GRASP:
-        z = max(top - GRASP_DEPTH, envelope.z_min - g.table_z)
-    else:
-        z = max(top, PUSH_HEIGHT)
+    floor = envelope.z_min - g.table_z
+    z = max(top - GRASP_DEPTH, top * 0.5, floor) if kind == GRASP else max(top, PUSH_HEIGHT)
     return Action(KINDS[kind], float(x), float(y), float(g.table_z + z), rotation_angle(rotation))
 
 
 @dataclass
 class Exploration:
-    """Epsilon-greedy settings while training: ``epsilon`` explores, ``guide`` biases where."""
+    """Epsilon-greedy settings while training.
+
+    With probability ``epsilon`` the agent explores: with probability ``guide`` it takes what the
+    ``prior`` policy (the scripted heuristic) would do, provided that lands on an allowed cell, otherwise
+    a random primitive, rotation and cell (grasps only on occupied cells).
+    """
 
     epsilon: float = 0.0
-    guide: float = 0.0  # share of exploratory actions aimed at the target mask (heuristic prior)
+    guide: float = 0.0
     grasp_share: float = 0.5
+    prior: Policy | None = None
 
 
 class PushGraspAgent(Policy):
@@ -180,6 +189,7 @@ class PushGraspAgent(Policy):
         self.grid = envelope.grid
         self.sha256 = sha256
         self.exploration = exploration or Exploration()
+        self.explored = False
         self.name = m.name
 
     def observe(self, attention, heightmaps) -> Observation:
@@ -203,17 +213,18 @@ class PushGraspAgent(Policy):
 
     def decide(self, attention, heightmaps, rng: np.random.Generator) -> Decision:
         obs = self.observe(attention, heightmaps)
-        return self.decide_on(obs, heightmaps, rng, self.allowed(obs, attention))
+        return self.decide_on(obs, heightmaps, rng, self.allowed(obs, attention), attention)
 
     def decide_on(self, obs: Observation, heightmaps, rng: np.random.Generator,
-                  allowed: np.ndarray | None = None) -> Decision:
+                  allowed: np.ndarray | None = None, attention=None) -> Decision:
         """Greedy (or, while exploring, epsilon-greedy) choice among the allowed actions of ``obs``."""
         q = self.q_values(obs)
         ok = self.allowed(obs) if allowed is None else allowed
         if not ok.any():
             raise ValueError("no valid action in the region; the crop lies outside the workspace")
         explore = self.exploration.epsilon > 0 and rng.random() < self.exploration.epsilon
-        idx = self._explore(obs, heightmaps, ok, rng) if explore else _argmax(q, ok)
+        idx = self._explore(obs, heightmaps, ok, rng, attention) if explore else _argmax(q, ok)
+        self.explored = explore
         kind, rot, i, j = idx
         row, col = obs.region.row0 + i, obs.region.col0 + j
         action = to_action(kind, rot, row, col, heightmaps, self.envelope)
@@ -221,26 +232,35 @@ class PushGraspAgent(Policy):
         return Decision(action, float(best[PUSH]), float(best[GRASP]), (rot, row, col),
                         self._display_map(q[kind], ok[kind], obs.region))
 
-    def _explore(self, obs: Observation, heightmaps, ok: np.ndarray,
-                 rng: np.random.Generator) -> tuple[int, int, int, int]:
-        """A random primitive, rotation and cell; with probability ``guide`` on the target's cells."""
-        kind = GRASP if rng.random() < self.exploration.grasp_share else PUSH
-        r = obs.region
-        height = _crop(heightmaps.height, r)
+    def _explore(self, obs: Observation, heightmaps, ok: np.ndarray, rng: np.random.Generator,
+                 attention=None) -> tuple[int, int, int, int]:
+        """The prior's action (with probability ``guide``) or a random primitive, rotation and cell."""
+        ex = self.exploration
+        if ex.prior is not None and attention is not None and rng.random() < ex.guide:
+            guided = self._prior_index(obs, heightmaps, ok, rng, attention)
+            if guided is not None:
+                return guided
+        kind = GRASP if rng.random() < ex.grasp_share else PUSH
         cells = ok[kind].any(axis=0)
         if kind == GRASP:
-            cells &= height > OCCUPIED
-        if rng.random() < self.exploration.guide:
-            target = _crop_mask(obs, heightmaps.grid) & (height > OCCUPIED)
-            near = _dilate(target, 15) if kind == PUSH else target
-            if (cells & near).any():
-                cells &= near
+            cells &= _crop(heightmaps.height, obs.region) > OCCUPIED
         if not cells.any():
             cells = ok[kind].any(axis=0)
         flat = np.flatnonzero(cells)
         i, j = np.unravel_index(int(rng.choice(flat)), cells.shape)
         rots = np.flatnonzero(ok[kind, :, i, j])
         return kind, int(rng.choice(rots)), int(i), int(j)
+
+    def _prior_index(self, obs: Observation, heightmaps, ok: np.ndarray, rng: np.random.Generator,
+                     attention) -> tuple[int, int, int, int] | None:
+        """The prior policy's choice as (kind, rotation, i, j) in the region, if it is an allowed action."""
+        d = self.exploration.prior.decide(attention, heightmaps, rng)
+        kind = GRASP if d.kind is ActionKind.GRASP else PUSH
+        rot, row, col = d.pixel
+        i, j = row - obs.region.row0, col - obs.region.col0
+        if not (0 <= i < obs.region.size and 0 <= j < obs.region.size) or not ok[kind, rot, i, j]:
+            return None
+        return kind, int(rot), int(i), int(j)
 
     def _display_map(self, q: np.ndarray, ok: np.ndarray, region: Region) -> np.ndarray:
         """Max over rotations of one primitive's Q, pasted into the full grid (NaN outside the region)."""
@@ -276,19 +296,6 @@ def _paste(full: np.ndarray, block: np.ndarray, region: Region) -> None:
     r0, c0 = max(region.row0, 0), max(region.col0, 0)
     r1, c1 = min(region.row0 + region.size, n), min(region.col0 + region.size, n)
     full[r0:r1, c0:c1] = block[r0 - region.row0:r1 - region.row0, c0 - region.col0:c1 - region.col0]
-
-
-def _crop_mask(obs: Observation, grid: WorkspaceGrid) -> np.ndarray:
-    """The observation's (4 mm) mask brought back to the region's 2 mm cells."""
-    full = np.repeat(np.repeat(obs.mask > 127, 2, axis=0), 2, axis=1)
-    return _crop(full, obs.region)
-
-
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    import cv2
-
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
 
 
 @dataclass
@@ -446,11 +453,3 @@ def load_agent(recipe, method_name: str | None = None, path: Path | None = None)
                              f"'{m.name}' runs '{m.model}' weights")
     return PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha)
 
-
-def model_info(meta: dict[str, str]) -> str:
-    return json.dumps(meta, sort_keys=True)
-
-
-__all__ = ["METHODS", "TRAINABLE", "Exploration", "Learner", "Method", "PushGraspAgent", "load_agent",
-           "load_model", "method", "observe", "region_and_mask", "save_model", "to_action", "valid_actions",
-           "PUSH_LENGTH"]

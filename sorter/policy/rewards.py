@@ -40,10 +40,11 @@ def tcdd(target: np.ndarray, others: np.ndarray, eta: float) -> float:
     """
     if eta <= 0:
         raise ValueError(f"eta must be positive, got {eta}")
-    others = np.asarray(others, dtype=np.float64).reshape(-1, np.asarray(target).size)
+    target = np.asarray(target, dtype=np.float64).ravel()
+    others = np.asarray(others, dtype=np.float64).reshape(-1, target.size)
     if len(others) == 0:
         return 1.0
-    d = np.linalg.norm(others - np.asarray(target, dtype=np.float64)[None, :], axis=1)
+    d = np.linalg.norm(others - target[None, :], axis=1)
     return float(np.minimum(d, eta).sum() / (len(others) * eta))
 
 
@@ -58,8 +59,9 @@ def scene_tcdd(objects: Sequence[ObjectLike], target_id: int, eta: float) -> flo
     target = next((o for o in present if o.id == target_id), None)
     if target is None:
         raise ValueError(f"object {target_id} is not on the table")
+    centre = np.asarray(target.position, dtype=np.float64)
     others = [o.position for o in present if o.id != target_id]
-    return tcdd(np.asarray(target.position), np.asarray(others).reshape(len(others), -1), eta)
+    return tcdd(centre, np.asarray(others, dtype=np.float64).reshape(len(others), centre.size), eta)
 
 
 def nearest_impurity(objects: Sequence[ObjectLike], point_xy: tuple[float, float]) -> int | None:

@@ -1,0 +1,201 @@
+"""Benchmark suites and result tables: paper 2's impurity protocol and the policy's forward-pass speed.
+
+Impurity suite (paper 2, 6.1): the ``random``, ``challenging`` and ``invisible`` cases, the same odd
+evaluation seeds for every method. Per case and method it reports grasp success (impurity grasps over
+grasp attempts) and action efficiency (impurities picked over actions), both pooled over the runs.
+
+An episode ends when every impurity is out of the workspace, when a method that relies on attention is
+told the batch is clean (the cell would then call for the next batch, so whatever impurity is left is
+simply missed), or after ``recipe.loop.max_actions_per_batch`` actions (30 by default): the production
+loop raises an alarm at that count, so no method gets more tries than the cell would allow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sorter.cell.base import ActionKind
+from sorter.errors import ModelFileError, SorterError
+
+CASES = ("random", "challenging", "invisible")
+ALL_METHODS = ("ours", "no-tsd", "no-oi", "no-t", "vpg", "s-vpg", "heuristic")
+MODEL_PATTERN = "tcdd-{model}.safetensors"
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One benchmark run: what was there, what was done, what came out."""
+
+    method: str
+    case: str
+    seed: int
+    impurities: int
+    picked: int
+    actions: int
+    grasps: int
+    grasp_hits: int
+    ended: str
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """Pooled figures of one method on one case."""
+
+    method: str
+    case: str
+    grasp_success: float
+    action_efficiency: float
+    completion: float
+    runs: int
+    actions: int
+    grasps: int
+
+
+def summarize(episodes: list[EpisodeResult]) -> CaseResult:
+    """Pool a method's runs on one case (grasp success and efficiency over all attempts and actions)."""
+    grasps = sum(e.grasps for e in episodes)
+    actions = sum(e.actions for e in episodes)
+    return CaseResult(
+        method=episodes[0].method, case=episodes[0].case,
+        grasp_success=sum(e.grasp_hits for e in episodes) / grasps if grasps else 0.0,
+        action_efficiency=sum(e.picked for e in episodes) / actions if actions else 0.0,
+        completion=sum(e.picked == e.impurities for e in episodes) / len(episodes),
+        runs=len(episodes), actions=actions, grasps=grasps)
+
+
+class Contender:
+    """A method ready to run: its policy, whether it reads attention, and whether it stops on 'clean'."""
+
+    def __init__(self, name: str, policy, uses_attention: bool, stops_when_clean: bool):
+        self.name, self.policy = name, policy
+        self.uses_attention, self.stops_when_clean = uses_attention, stops_when_clean
+
+
+def contender(name: str, recipe, models: Path, ours_model: Path | None = None) -> Contender:
+    """Build a benchmark method; learned ones load their weights from ``models`` (or ``ours_model``)."""
+    if name == "heuristic":
+        from sorter.policy.heuristic import HeuristicPolicy
+
+        return Contender(name, HeuristicPolicy(recipe), True, True)
+    from sorter.policy.agent import load_agent, method
+
+    m = method(name)
+    path = ours_model if (m.model == "ours" and ours_model is not None) else models / MODEL_PATTERN.format(
+        model=m.model)
+    if not Path(path).is_file():
+        raise ModelFileError(f"method '{name}' needs {path}; train it with `sorter train --method {m.model} "
+                             f"--out DIR` and copy DIR/model.safetensors there, or leave '{name}' out")
+    agent = load_agent(recipe, name, Path(path))
+    uses_attention = not m.whole_scene or m.restrict_to_mask
+    return Contender(name, agent, uses_attention, not m.whole_scene)
+
+
+def run_episode(cell, attender, who: Contender, case: str, seed: int, budget: int) -> EpisodeResult:
+    """One run of one method on the scene ``(case, seed)``; see the module docstring for its end."""
+    from sorter.cell.safety import SafetyEnvelope
+    from sorter.perception.heightmap import compute_heightmaps
+    from sorter.policy.rewards import picked
+
+    envelope = SafetyEnvelope.from_recipe(cell.recipe)
+    grid = envelope.grid
+    cell.reset(case, seed)
+    rng = np.random.default_rng(seed)
+    total = cell.truth.impurities_remaining()
+    actions = grasps = hits = 0
+    ended = "budget"
+    while actions < budget:
+        if cell.truth.impurities_remaining() == 0:
+            ended = "all picked"
+            break
+        hm = compute_heightmaps(cell.camera.read(), cell.camera_pose, grid)
+        att = attender.attend(hm) if who.uses_attention else None
+        if att is not None and att.mode == "clean" and who.stops_when_clean:
+            ended = "declared clean"
+            break
+        decision = who.policy.decide(att, hm, rng)
+        before = cell.truth.objects()
+        verdict = envelope.check(decision.action, hm.height)
+        if verdict.allowed:
+            cell.robot.execute(verdict.action)
+        actions += 1
+        if decision.kind is ActionKind.GRASP:
+            grasps += 1
+            hits += any(o.is_impurity for o in picked(before, cell.truth.objects()))
+    left = cell.truth.impurities_remaining()
+    if left == 0:
+        ended = "all picked"
+    return EpisodeResult(who.name, case, seed, total, total - left, actions, grasps, hits, ended)
+
+
+def bench_impurity(recipe, methods: list[str], runs: int, seed: int, models: Path,
+                   ours_model: Path | None = None, cases: tuple[str, ...] = CASES,
+                   progress=None) -> tuple[list[CaseResult], list[EpisodeResult]]:
+    """Every method on every case with the same ``runs`` odd seeds starting at ``seed``."""
+    from sorter.cell.sim.cell import SimCell
+    from sorter.perception.attention import load_attender
+
+    if seed % 2 == 0:
+        raise SorterError(f"evaluation seed {seed} is even; even seeds are for training, use an odd one")
+    contenders = [contender(name, recipe, models, ours_model) for name in methods]
+    cell, attender = SimCell(recipe), load_attender(recipe)
+    budget = recipe.loop.max_actions_per_batch
+    results, episodes = [], []
+    for case in cases:
+        for who in contenders:
+            runs_here = [run_episode(cell, attender, who, case, seed + 2 * k, budget) for k in range(runs)]
+            episodes += runs_here
+            results.append(summarize(runs_here))
+            if progress is not None:
+                progress(results[-1])
+    return results, episodes
+
+
+def markdown_table(results: list[CaseResult]) -> str:
+    """Grasp success and action efficiency per method (rows) and case (columns), like paper 2's Table I."""
+    cases = list(dict.fromkeys(r.case for r in results))
+    methods = list(dict.fromkeys(r.method for r in results))
+    by = {(r.method, r.case): r for r in results}
+    head = ["Method"] + [f"Grasp success {c}" for c in cases] + [f"Action efficiency {c}" for c in cases]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        cells = [f"{by[(m, c)].grasp_success:.3f}" if (m, c) in by else "-" for c in cases]
+        cells += [f"{by[(m, c)].action_efficiency:.3f}" if (m, c) in by else "-" for c in cases]
+        lines.append("| " + " | ".join([m, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def results_json(results: list[CaseResult], episodes: list[EpisodeResult], meta: dict) -> str:
+    return json.dumps({"results": [asdict(r) for r in results], "episodes": [asdict(e) for e in episodes],
+                       **meta}, indent=2) + "\n"
+
+
+def forward_speed(repeats: int = 30, threads: int | None = None) -> dict[str, float]:
+    """Milliseconds for all 16 rotations of both heads on the 112-cell crop and on the whole scene."""
+    import torch
+
+    from sorter.geometry import CROP_CELLS, WorkspaceGrid
+    from sorter.policy.network import IN_CHANNELS, QNetwork, Region, q_region
+
+    if threads:
+        torch.set_num_threads(threads)
+    grid = WorkspaceGrid(0.0, 0.0)
+    net = QNetwork().eval()
+    side = grid.cells // 2
+    scene = torch.randn(1, IN_CHANNELS, side, side, generator=torch.Generator().manual_seed(1))
+    out = {"threads": float(torch.get_num_threads())}
+    for label, region in (("crop", Region(56, 56, CROP_CELLS)), ("whole", Region.whole(grid))):
+        times = []
+        with torch.inference_mode():
+            for k in range(repeats + 3):
+                t = time.perf_counter()
+                q_region(net, scene, region, grid)
+                if k >= 3:
+                    times.append(time.perf_counter() - t)
+        out[f"{label}_median_ms"] = 1e3 * float(np.median(times))
+        out[f"{label}_p90_ms"] = 1e3 * float(np.percentile(times, 90))
+    return out

@@ -1,0 +1,134 @@
+"""The agent: actions stay inside the valid cells, model files round-trip, broken files are named,
+and a known-answer problem (one brick alone on the table) is learned from scratch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sorter.cell.base import ActionKind
+from sorter.cell.safety import SafetyEnvelope
+from sorter.errors import ModelFileError
+from sorter.geometry import CROP_CELLS
+from sorter.perception.heightmap import Heightmaps
+from sorter.policy.agent import (
+    GRASP,
+    METHODS,
+    Exploration,
+    Learner,
+    PushGraspAgent,
+    load_agent,
+    load_model,
+    observe,
+    save_model,
+)
+from sorter.policy.network import QNetwork, Region
+from sorter.policy.replay import ReplayBuffer, Step
+from sorter.recipe import load_recipe
+from tests.policy.synthetic import brick_scene, grasp_succeeds
+
+RECIPE = load_recipe("recipes/toy-blocks.yaml")
+ENVELOPE = SafetyEnvelope.from_recipe(RECIPE)
+GRID = ENVELOPE.grid
+
+
+def _clutter(rng: np.random.Generator) -> Heightmaps:
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    for _ in range(12):
+        r, c = rng.integers(0, GRID.cells - 15, 2)
+        height[r:r + 15, c:c + 15] = rng.uniform(0.02, 0.06)
+    color = rng.integers(0, 255, (GRID.cells, GRID.cells, 3), dtype=np.uint8)
+    return Heightmaps(color, height, np.ones_like(height, bool), GRID)
+
+
+@pytest.mark.parametrize("explore", [0.0, 1.0])
+def test_chosen_actions_stay_in_the_region_and_pass_the_safety_envelope(explore):
+    """Random networks, regions at every border and corner: every action is inside and allowed."""
+    rng = np.random.default_rng(7)
+    corners = [(0, 0), (0, 112), (112, 0), (112, 112), (56, 0), (30, 70)]
+    for k, (row0, col0) in enumerate(corners * 3):
+        torch.manual_seed(k)
+        agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE,
+                               exploration=Exploration(epsilon=explore, grasp_share=0.5))
+        hm = _clutter(rng)
+        region = Region(row0, col0, CROP_CELLS)
+        mask = np.zeros(hm.height.shape, bool)
+        mask[row0 + 40:row0 + 60, col0 + 40:col0 + 60] = True
+        d = agent.decide_on(observe(hm, region, mask), hm, rng)
+        rot, row, col = d.pixel
+        assert row0 <= row < row0 + CROP_CELLS and col0 <= col < col0 + CROP_CELLS
+        verdict = ENVELOPE.check(d.action, hm.height)
+        assert verdict.allowed or verdict.refusal == "reject-bin path blocked", verdict.describe()
+        assert not verdict.adjusted or "z raised" not in verdict.detail
+        assert ENVELOPE.contains(d.action)
+        assert np.isfinite(d.q_push) and np.isfinite(d.q_grasp)
+
+
+def test_save_load_round_trip_gives_identical_q_maps(tmp_path):
+    torch.manual_seed(3)
+    net = QNetwork().eval()
+    path = tmp_path / "m.safetensors"
+    sha = save_model(path, net, METHODS["ours"], {"iterations": "0"})
+    loaded, meta, sha2 = load_model(path)
+    assert sha == sha2 and meta["method"] == "ours"
+    hm = _clutter(np.random.default_rng(1))
+    obs = observe(hm, Region(50, 60, CROP_CELLS), hm.height > 0.03)
+    a = PushGraspAgent(net, METHODS["ours"], ENVELOPE).q_values(obs)
+    b = PushGraspAgent(loaded, METHODS["ours"], ENVELOPE).q_values(obs)
+    assert np.array_equal(a, b)
+
+
+def test_missing_and_corrupt_model_files_are_named(tmp_path):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(ModelFileError, match="nope.safetensors"):
+        load_agent(RECIPE, "ours", missing)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")
+    with pytest.raises(ModelFileError, match="bad.safetensors"):
+        load_agent(RECIPE, "ours", bad)
+    other = tmp_path / "vpg.safetensors"
+    save_model(other, QNetwork(), METHODS["vpg"])
+    with pytest.raises(ModelFileError, match="holds 'vpg' weights"):
+        load_agent(RECIPE, "ours", other)
+    assert load_agent(RECIPE, "s-vpg", other).name == "s-vpg"
+
+
+def _brick_obs(scene):
+    return observe(scene.heightmaps, Region.around(*scene.centre_rc, CROP_CELLS), scene.mask)
+
+
+def _greedy_success(agent, seed: int, n: int) -> float:
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for _ in range(n):
+        s = brick_scene(GRID, rng)
+        wins += grasp_succeeds(s, agent.decide_on(_brick_obs(s), s.heightmaps, rng).action)
+    return wins / n
+
+
+def test_known_answer_single_brick_is_learned():
+    """One brick alone: only a centred grasp across its short side pays. Untrained the greedy policy
+    never finds it (measured 0/40); after 120 steps of trial and error it does (measured 0.93-1.0)."""
+    torch.manual_seed(0)
+    net = QNetwork()
+    agent = PushGraspAgent(net, METHODS["ours"], ENVELOPE, exploration=Exploration(0.5, grasp_share=0.7))
+    assert _greedy_success(agent.__class__(net.eval(), agent.method, ENVELOPE), 1, 20) <= 0.1
+    learner = Learner(net, ENVELOPE, lr=1e-3, batch_size=4)
+    replay = ReplayBuffer(500, (GRID.cells // 2, GRID.cells // 2))
+    rng = np.random.default_rng(0)
+    for it in range(120):
+        scene = brick_scene(GRID, rng)
+        obs = _brick_obs(scene)
+        net.eval()
+        d = agent.decide_on(obs, scene.heightmaps, rng)
+        net.train()
+        ok = grasp_succeeds(scene, d.action)
+        kind = GRASP if d.kind is ActionKind.GRASP else 0
+        replay.add(obs, Step(kind, *d.pixel, reward=float(ok), terminal=True))
+        if it >= 8:
+            learner.step(replay, rng)
+            learner.step(replay, rng)
+        agent.exploration.epsilon = max(0.1, 0.5 * (1 - it / 120))
+    greedy = PushGraspAgent(net.eval(), METHODS["ours"], ENVELOPE)
+    assert _greedy_success(greedy, 1, 20) >= 0.8
