@@ -20,12 +20,13 @@ from sorter.geometry import PUSH_LENGTH, Intrinsics, Pose, WorkspaceGrid
 from sorter.perception.heightmap import project_cells
 
 HEAT_ALPHA = (0.15, 0.55)  # opacity at the map's minimum and maximum, so low values stay see-through
-REGION_COLOR = (230, 30, 30)
+REGION_COLOR = (255, 0, 255)  # magenta with a dark halo: visible on impurities of any colour
 CANDIDATE_COLOR = (160, 120, 120)
 CLUSTER_COLOR = (0, 200, 230)
 GRASP_COLOR = (40, 220, 60)
 PUSH_COLOR = (255, 150, 0)
 WORKSPACE_COLOR = (200, 200, 200)
+HALO_COLOR = (20, 20, 20)
 
 
 class Layer(enum.StrEnum):
@@ -145,6 +146,8 @@ def _draw_mask(out: np.ndarray, mask: np.ndarray, h: np.ndarray, color: tuple, f
         layer = out.copy()
         cv2.fillPoly(layer, polys, color)
         cv2.addWeighted(layer, fill, out, 1 - fill, 0, dst=out)
+    if thickness > 1:
+        cv2.polylines(out, polys, True, HALO_COLOR, thickness + 2, cv2.LINE_AA)
     cv2.polylines(out, polys, True, color, thickness, cv2.LINE_AA)
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
-import time
 from pathlib import Path
 
 import cv2
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -50,7 +49,7 @@ from ui.session import Builder, RunRequest, RunSession
 from ui.widgets import AlarmBanner, Counter, ImageView, StatePill
 
 LOG_LINES = 2000
-CHART_EVERY_S = 0.5  # redraw the chart at most this often; cycles can come faster than a person reads
+CHART_EVERY_MS = 500  # redraw the chart at most this often; cycles can come faster than a person reads
 TOP_DOWN_SCALE = 3  # screen pixels per heightmap cell in the top-down view
 DEFAULT_LAYERS = frozenset({Layer.REGIONS, Layer.CLUSTER, Layer.ACTION})
 CAMERA_VIEW, TOP_DOWN_VIEW = "Camera", "Top-down (height map)"
@@ -69,10 +68,12 @@ def describe_cycle(c: CycleRecord) -> str:
     where = f"{c.action_kind} at ({c.x:.3f}, {c.y:.3f}) m"
     if c.safety == "refused":
         return f"{head}, {where} REFUSED by safety: {c.safety_detail}"
-    if c.action_kind == "grasp":
+    if not c.executed:
+        result = "not executed"
+    elif c.action_kind == "grasp":
         result = "delivered" if c.delivered else ("held, not delivered" if c.grasp_held else "missed")
     else:
-        result = "pushed" if c.executed else (c.outcome or "not executed")
+        result = "pushed"
     err = f" ({c.error})" if c.error else ""
     return f"{head}, {where}: {result}{err}"
 
@@ -124,7 +125,8 @@ class RunView(QWidget):
         self.last_frame: FrameOverlay | None = None
         self.batches: dict[int, BatchRecord] = {}
         self._series = PicksPerHourSeries()
-        self._chart_drawn = 0.0
+        self._chart_timer = QTimer(self, singleShot=True, interval=CHART_EVERY_MS)
+        self._chart_timer.timeout.connect(self._draw_chart)
         self._build()
         self._update_controls()
 
@@ -223,7 +225,8 @@ class RunView(QWidget):
         state = self.state.state
         active = self.active
         self.start_button.setEnabled(not active and self.recipe is not None)
-        self.pause_button.setEnabled(active and state in ("running", "paused"))
+        held = any(a.needs_ack for a in self.banner.pending.values())
+        self.pause_button.setEnabled(active and state in ("running", "paused") and not held)
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(active and state not in ("stopping", "stopped"))
         operator_batches = self.recipe is not None and self.recipe.loop.next_batch.signal == "operator"
@@ -302,6 +305,8 @@ class RunView(QWidget):
         self._log(f"{ev.new}: {ev.reason}")
         if ev.new is LoopState.RUNNING:
             self.note.setText(f"Running {self.recipe.product.name if self.recipe else ''}.")
+        elif ev.new in (LoopState.PAUSED, LoopState.FAULTED) and self.banner.shown is not None:
+            self.note.setText("Held by the alarm below: deal with it, then press Acknowledge.")
         elif ev.new in (LoopState.PAUSED, LoopState.FAULTED):
             self.note.setText(ev.reason)
         self._update_controls()
@@ -329,8 +334,8 @@ class RunView(QWidget):
         self.counters["Cycles"].set(str(p.cycles))
         self._series.add(ev.record)
         self._log(describe_cycle(ev.record))
-        if time.monotonic() - self._chart_drawn >= CHART_EVERY_S:
-            self._draw_chart()
+        if not self._chart_timer.isActive():
+            self._chart_timer.start()
 
     def _on_frame(self, ev: FrameOverlay) -> None:
         self.last_frame = ev
@@ -340,10 +345,12 @@ class RunView(QWidget):
         a = ev.alarm
         self._log(f"ALARM [{a.severity}] {a.code}: {a.message}")
         self.banner.add(a)
+        self._update_controls()
 
     def _on_ack(self, ev: AlarmAcknowledged) -> None:
         self._log(f"alarm {ev.alarm_id} acknowledged")
         self.banner.remove(ev.alarm_id)
+        self._update_controls()
 
     def _on_run_ended(self, ev: RunEnded) -> None:
         self._log(f"run {ev.run_id} ended: {ev.reason}")
@@ -389,7 +396,6 @@ class RunView(QWidget):
 
     def _draw_chart(self) -> None:
         self._curve.setData(self._series.minutes, self._series.rate)
-        self._chart_drawn = time.monotonic()
 
     def _log(self, text: str) -> None:
         self.log.appendPlainText(f"{dt.datetime.now():%H:%M:%S}  {text}")
