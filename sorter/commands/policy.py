@@ -41,7 +41,8 @@ def register(groups: dict) -> None:
 
 def _register_train(top) -> None:
     train = top.add_parser("train", help="train the push-grasp agent on the simulated cell")
-    train.add_argument("--recipe", required=True, metavar="FILE")
+    train.add_argument("--recipe", required=True, metavar="FILE", action="append",
+                       help="recipe to train on; repeat it to train one general model on several")
     train.add_argument("--iterations", type=_positive_int, required=True, metavar="N")
     train.add_argument("--method", choices=METHOD_CHOICES, default="ours",
                        help="what to train: ours or an ablation/baseline (default ours)")
@@ -92,9 +93,10 @@ def train_command(args: argparse.Namespace) -> int:
     from sorter.recipe import load_recipe
 
     torch.set_num_threads(args.threads)
-    recipe = load_recipe(args.recipe)
-    if not recipe.is_simulated:
-        raise SorterError("`sorter train` runs on the simulated cell; use a recipe with sim camera and robot")
+    recipes = [load_recipe(r) for r in args.recipe]
+    for recipe in recipes:
+        if not recipe.is_simulated:
+            raise SorterError(f"`sorter train` runs on the simulated cell; {recipe.path} names hardware")
     settings = TrainSettings(method=args.method, iterations=args.iterations, seed=args.seed)
     if args.lr is not None:
         settings = dataclasses.replace(settings, lr=args.lr)
@@ -102,8 +104,9 @@ def train_command(args: argparse.Namespace) -> int:
     if scenarios is not None:
         settings = dataclasses.replace(settings, scenarios=scenarios)
     out = Path(args.out or f"runs/train-{args.method}")
-    trainer = Trainer(recipe, settings, out, resume=args.resume)
-    print(f"training '{args.method}' on {recipe.product.name}, seed {args.seed}, into {out}"
+    trainer = Trainer(recipes, settings, out, resume=args.resume)
+    names = ", ".join(r.product.name for r in recipes)
+    print(f"training '{args.method}' on {names}, seed {args.seed}, into {out}"
           + (f" (resumed at iteration {trainer.state.iteration})" if args.resume else ""), file=sys.stderr)
     model = trainer.run()
     print(f"model: {model} ({trainer.state.iteration} iterations, {trainer.state.wall / 60:.1f} min)")

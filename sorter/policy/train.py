@@ -44,8 +44,8 @@ MODEL = "model.safetensors"
 LOG = "log.csv"
 PLOT = "progress.png"
 WINDOW = 300  # attempts in the success-rate window (paper 2, 6.2)
-LOG_FIELDS = ("iteration", "episode", "scenario", "episode_seed", "mode", "kind", "rotation", "row", "col",
-              "reward", "success", "explored", "epsilon", "guide", "q_push", "q_grasp", "loss",
+LOG_FIELDS = ("iteration", "episode", "recipe", "scenario", "episode_seed", "mode", "kind", "rotation", "row",
+              "col", "reward", "success", "explored", "epsilon", "guide", "q_push", "q_grasp", "loss",
               "impurities_left", "sim_time", "wall_s")
 
 
@@ -68,7 +68,7 @@ class TrainSettings:
     scenarios: tuple[tuple[str, float], ...] = (("random", 0.5), ("challenging", 0.25), ("invisible", 0.25))
     max_failures: int = 3  # paper 2, 6.3: the scene changes after 3 consecutive failures
     episode_budget: int = 30
-    checkpoint_every: int = 50
+    checkpoint_every: int = 200
 
     def schedule(self, iteration: int) -> tuple[float, float]:
         """(epsilon, guide) at ``iteration``: linear from start to end over ``decay`` iterations."""
@@ -107,33 +107,50 @@ class TrainState:
     push_hist: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
 
 
-class Trainer:
-    """One training run of one method on one recipe's simulated cell, writing into ``out``."""
+class _Product:
+    """One recipe's simulated cell with its attention and exploration prior."""
 
-    def __init__(self, recipe, settings: TrainSettings, out: Path, resume: bool = False):
+    def __init__(self, recipe, m):
+        from sorter.cell.sim.cell import SimCell
+
+        self.recipe = recipe
+        self.cell = SimCell(recipe)
+        self.attender = None if m.whole_scene and not m.restrict_to_mask else _attender(recipe)
+        self.prior = _prior(recipe, m)
+
+
+class Trainer:
+    """One training run of one method on the simulated cells of one or more recipes, into ``out``.
+
+    With several recipes every episode draws its product at random, which trains one general model;
+    the recipes must share the workspace and gripper geometry the network's actions are defined on.
+    """
+
+    def __init__(self, recipes, settings: TrainSettings, out: Path, resume: bool = False):
         if settings.seed % 2:
             raise SorterError(f"training seed {settings.seed} is odd; odd seeds are for evaluation")
         self.m = method(settings.method)
         if not self.m.trainable:
             raise SorterError(f"method '{self.m.name}' runs the '{self.m.model}' weights; train that")
         from sorter.cell.safety import SafetyEnvelope
-        from sorter.cell.sim.cell import SimCell
 
-        self.recipe, self.settings, self.out = recipe, settings, Path(out)
+        recipes = list(recipes) if isinstance(recipes, (list, tuple)) else [recipes]
+        self.envelope = SafetyEnvelope.from_recipe(recipes[0])
+        _check_same_geometry(recipes, self.envelope)
+        self.settings, self.out = settings, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.envelope = SafetyEnvelope.from_recipe(recipe)
         self.grid = self.envelope.grid
         torch.manual_seed(settings.seed)
         self.net = QNetwork()
         self.agent = PushGraspAgent(self.net, self.m, self.envelope, exploration=Exploration(
-            grasp_share=settings.grasp_share, prior=_prior(recipe, self.m)))
+            grasp_share=settings.grasp_share))
         self.learner = Learner(self.net, self.envelope, lr=settings.lr, batch_size=settings.batch_size)
         n = self.grid.cells // 2
         self.replay = ReplayBuffer(settings.replay_capacity, (n, n))
         self.rng = np.random.default_rng(settings.seed)
         self.state = TrainState()
-        self.cell = SimCell(recipe)
-        self.attender = None if self.m.whole_scene and not self.m.restrict_to_mask else _attender(recipe)
+        self.products = [_Product(r, self.m) for r in recipes]
+        self.product = self.products[0]
         self.episode = _Episode()
         self.view: _View | None = None
         self.losses: deque = deque(maxlen=50)
@@ -163,7 +180,7 @@ class Trainer:
                     self.checkpoint()
         self.checkpoint()
         progress.finish()
-        return self.save_final()
+        return self.out / MODEL
 
     def _rates(self) -> tuple[float, float]:
         g, p = self.state.grasp_hist, self.state.push_hist
@@ -253,8 +270,16 @@ class Trainer:
             self.losses.append(self.learner.step(self.replay, self.rng, beta))
         return float(np.mean(self.losses))
 
+    @property
+    def cell(self):
+        return self.product.cell
+
+    @property
+    def recipe(self):
+        return self.product.recipe
+
     def _new_episode(self) -> None:
-        """Reset the cell to a fresh scene of a randomly drawn scenario with an even seed."""
+        """Reset a randomly drawn product's cell to a fresh scene of a random scenario, even seed."""
         from sorter.cell.sim.scenarios import SceneError
 
         names = [n for n, _ in self.settings.scenarios]
@@ -262,6 +287,8 @@ class Trainer:
         for _ in range(20):
             scenario = names[int(self.rng.choice(len(names), p=weights / weights.sum()))]
             seed = 2 * int(self.rng.integers(0, 2**30))
+            self.product = self.products[int(self.rng.integers(len(self.products)))]
+            self.agent.exploration = replace(self.agent.exploration, prior=self.product.prior)
             try:
                 self.cell.reset(scenario, seed)
             except SceneError:
@@ -278,7 +305,8 @@ class Trainer:
         from sorter.perception.heightmap import compute_heightmaps
 
         hm = compute_heightmaps(self.cell.camera.read(), self.cell.camera_pose, self.grid)
-        att = self.attender.attend(hm) if self.attender is not None else None
+        attender = self.product.attender
+        att = attender.attend(hm) if attender is not None else None
         if att is not None and att.mode == "clean":
             return _View(hm, att, None)
         return _View(hm, att, self.agent.observe(att, hm))
@@ -286,7 +314,8 @@ class Trainer:
     def _row(self, decision, mode: str, kind: int, reward: float, explored: bool, eps: float, guide: float,
              loss: float) -> dict:
         ep = self.episode
-        return {"iteration": self.state.iteration, "episode": ep.index, "scenario": ep.scenario,
+        return {"iteration": self.state.iteration, "episode": ep.index,
+                "recipe": self.recipe.product.name, "scenario": ep.scenario,
                 "episode_seed": ep.seed, "mode": mode, "kind": "grasp" if kind == GRASP else "push",
                 "rotation": decision.pixel[0], "row": decision.pixel[1], "col": decision.pixel[2],
                 "reward": reward, "success": int(reward > 0), "explored": int(explored),
@@ -311,10 +340,12 @@ class Trainer:
                 "rng": json.dumps(self.rng.bit_generator.state),
                 "iteration": str(self.state.iteration), "episodes": str(self.state.episodes),
                 "wall": f"{self.state.wall:.3f}", "learner_steps": str(self.learner.steps),
-                "recipe": str(self.recipe.path), "recipe_sha256": self.recipe.sha256}
+                "recipes": json.dumps([p.recipe.product.name for p in self.products]),
+                "recipe_sha256": json.dumps([p.recipe.sha256 for p in self.products])}
         tmp = self.out / (CHECKPOINT + ".tmp")
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=meta)
         os.replace(tmp, self.out / CHECKPOINT)
+        self.save_final()
         self._plot()
         return self.out / CHECKPOINT
 
@@ -343,8 +374,9 @@ class Trainer:
         self.state.push_hist.extend(arrays["history.push"].tolist())
 
     def save_final(self) -> Path:
-        """The trained weights as a plain model file ``load_agent`` reads."""
-        info = {"recipe": self.recipe.product.name, "iterations": str(self.state.iteration),
+        """The weights so far as a plain model file ``load_agent`` reads (rewritten at every checkpoint)."""
+        info = {"recipes": ",".join(p.recipe.product.name for p in self.products),
+                "iterations": str(self.state.iteration),
                 "wall_s": f"{self.state.wall:.0f}", "seed": str(self.settings.seed),
                 "settings": json.dumps(asdict(self.settings))}
         save_model(self.out / MODEL, self.net, self.m, info)
@@ -352,6 +384,16 @@ class Trainer:
 
     def _plot(self) -> None:
         plot_progress(self.out / LOG, self.out / PLOT)
+
+
+def _check_same_geometry(recipes, envelope) -> None:
+    from sorter.cell.safety import SafetyEnvelope
+
+    for r in recipes[1:]:
+        other = SafetyEnvelope.from_recipe(r)
+        if (other.grid, other.gripper) != (envelope.grid, envelope.gripper):
+            raise SorterError(f"recipe {r.path} has another workspace or gripper than {recipes[0].path}; "
+                              "train one model per geometry")
 
 
 def _prior(recipe, m):
