@@ -69,9 +69,11 @@ def run_app(args: argparse.Namespace) -> int:
 
     from sorter.runlog import default_db_path
     from ui.main_window import MainWindow
+    from ui.wiring import preload
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("sorter-gui")
+    preload()
     window = MainWindow(args.recipes or default_recipes_dir(), args.db or default_db_path(),
                         recipe=args.recipe)
     window.show()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from PyQt6.QtCore import QEvent, QObject, QTimer
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt6.QtGui import QCloseEvent
 from PyQt6.QtWidgets import (
     QApplication,
@@ -35,6 +35,7 @@ from ui.rehearsal import RehearsalPanel
 from ui.roles import PinError, Role, verify_pin
 from ui.run_view import RunView
 from ui.session import Builder
+from ui.wiring import preload
 
 CLOSE_REASON = "window closed during the run"
 ENGINEER_IDLE_LOCK_MS = 15 * 60 * 1000  # back to operator after 15 minutes without input
@@ -162,12 +163,22 @@ class MainWindow(QMainWindow):
             self.cell_label.setText("")
             recipe = None
         else:
+            if recipe.policy.kind != "heuristic":
+                self._load_learned_policy_code()
             self.run_view.set_recipe(recipe)
             self.cell_label.setText(cell_description(recipe))
         if not self.editor.is_modified:
             self.editor.load(self.recipe_path)
         self._update_title()
         return recipe
+
+    def _load_learned_policy_code(self) -> None:
+        """Load torch now, while nothing runs, rather than as a stall at the start of a run."""
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            preload(learned=True)
+        finally:
+            QApplication.restoreOverrideCursor()
 
     def _recipe_saved(self, path: Path) -> None:
         if not self.run_view.active:

@@ -125,14 +125,13 @@ def _normalise(values: np.ndarray) -> np.ndarray:
 
 
 def _blend_heat(out: np.ndarray, values: np.ndarray, h: np.ndarray, colormap: int) -> None:
+    """Blend a colour-mapped grid map into ``out``; opacity grows with the value, zero off the grid."""
     size = (out.shape[1], out.shape[0])
-    heat = cv2.applyColorMap((values * 255).astype(np.uint8), colormap)[..., ::-1]
+    heat = np.ascontiguousarray(cv2.applyColorMap((values * 255).astype(np.uint8), colormap)[..., ::-1])
     warped = cv2.warpPerspective(heat, h, size, flags=cv2.INTER_LINEAR)
-    inside = cv2.warpPerspective(np.ones(values.shape, np.uint8), h, size, flags=cv2.INTER_NEAREST) > 0
-    level = cv2.warpPerspective(values.astype(np.float32), h, size, flags=cv2.INTER_LINEAR)[inside]
-    alpha = (HEAT_ALPHA[0] + (HEAT_ALPHA[1] - HEAT_ALPHA[0]) * level)[:, None]
-    mixed = out[inside].astype(np.float32) * (1 - alpha) + warped[inside].astype(np.float32) * alpha
-    out[inside] = mixed.astype(np.uint8)
+    alpha_grid = (HEAT_ALPHA[0] + (HEAT_ALPHA[1] - HEAT_ALPHA[0]) * values).astype(np.float32)
+    alpha = cv2.warpPerspective(alpha_grid, h, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    out[:] = cv2.blendLinear(warped, out, alpha, 1.0 - alpha)
 
 
 def _draw_mask(out: np.ndarray, mask: np.ndarray, h: np.ndarray, color: tuple, fill: float,

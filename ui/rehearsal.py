@@ -25,7 +25,6 @@ from PyQt6.QtWidgets import (
 )
 
 from sorter.loop import AlarmRaised, BatchEnded, CycleDone, FrameOverlay, LoopOptions, RunEnded, RunLimits
-from sorter.metrics import purity
 from sorter.recipe import RecipeError
 from sorter.runlog import BatchRecord
 from ui.history import number, percent
@@ -158,10 +157,19 @@ class RehearsalPanel(QWidget):
 
     def _on_run_ended(self, ev: RunEnded) -> None:
         m = ev.metrics
-        pur = purity(list(self.batches.values()))
         self._say(f"Rehearsal ended ({ev.reason}): {m.actions} actions, {m.picks} picks, grasp success "
-                  f"{percent(m.grasp_success)}, {number(m.picks_per_hour)} picks/h, purity {percent(pur)}, "
-                  f"{m.refusals} safety refusals.")
+                  f"{percent(m.grasp_success)}, {number(m.picks_per_hour)} picks/h, {m.refusals} safety "
+                  f"refusals. {self._impurities()}")
+
+    def _impurities(self) -> str:
+        """What ground truth says about the impurities of the rehearsed batches."""
+        known = [b for b in self.batches.values()
+                 if b.impurities_at_start is not None and b.impurities_left is not None]
+        if not known:
+            return ""
+        start = sum(b.impurities_at_start for b in known)
+        removed = start - sum(b.impurities_left for b in known)
+        return f"Impurities removed: {removed} of {start} in {len(known)} batch(es)."
 
     def _on_finished(self) -> None:
         self.editor.rehearse_button.setEnabled(self.editor.recipe is not None)

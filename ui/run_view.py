@@ -49,7 +49,7 @@ from ui.session import Builder, RunRequest, RunSession
 from ui.widgets import AlarmBanner, Counter, ImageView, StatePill
 
 LOG_LINES = 2000
-CHART_EVERY_MS = 500  # redraw the chart at most this often; cycles can come faster than a person reads
+CHART_EVERY_MS = 2000  # redraw the chart at most this often: a plot repaint costs the GUI thread ~10-30 ms
 TOP_DOWN_SCALE = 3  # screen pixels per heightmap cell in the top-down view
 DEFAULT_LAYERS = frozenset({Layer.REGIONS, Layer.CLUSTER, Layer.ACTION})
 CAMERA_VIEW, TOP_DOWN_VIEW = "Camera", "Top-down (height map)"

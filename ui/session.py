@@ -161,6 +161,7 @@ class RunSession(QObject):
 
     def _work(self) -> None:
         try:
+            preload(self.request.recipe.policy.kind != "heuristic")
             prepared = self._builder(self.request)
         except SorterError as exc:
             self._notes.put(("failed", str(exc)))
@@ -230,6 +231,12 @@ class RunSession(QObject):
                 self._timer.stop()
                 self._done = True
                 self.finished.emit()
+
+
+def preload(learned: bool) -> None:
+    from ui.wiring import preload as load
+
+    load(learned)
 
 
 def default_builder(request: RunRequest) -> Prepared:

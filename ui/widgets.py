@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QImage, QPainter, QPaintEvent
+from PyQt6.QtCore import QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QImage, QPainter, QPaintEvent, QPixmap
 from PyQt6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from sorter.runlog import AlarmRecord
@@ -29,12 +29,14 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._image: QImage | None = None
+        self._scaled: QPixmap | None = None
         self.message = "No image yet: start a run to see the camera."
         self.setMinimumSize(320, 240)
         self.setAutoFillBackground(False)
 
     def set_image(self, rgb: np.ndarray | None) -> None:
         self._image = None if rgb is None else to_qimage(rgb)
+        self._scaled = None
         self.update()
 
     def has_image(self) -> bool:
@@ -50,12 +52,21 @@ class ImageView(QWidget):
             painter.setPen(Qt.GlobalColor.lightGray)
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
         else:
-            size = self._image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            x = (self.width() - size.width()) / 2
-            y = (self.height() - size.height()) / 2
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawImage(QRectF(x, y, size.width(), size.height()), self._image)
+            pixmap = self._fitted()
+            painter.drawPixmap((self.width() - pixmap.width()) // 2, (self.height() - pixmap.height()) // 2,
+                               pixmap)
         painter.end()
+
+    def _fitted(self) -> QPixmap:
+        """The image scaled to the widget once per image and size, so repaints are a plain copy."""
+        if self._scaled is None or not self._fits(self._scaled.size()):
+            scaled = self._image.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                        Qt.TransformationMode.SmoothTransformation)
+            self._scaled = QPixmap.fromImage(scaled)
+        return self._scaled
+
+    def _fits(self, size: QSize) -> bool:
+        return size == self._image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
 
 
 class StatePill(QLabel):

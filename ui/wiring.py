@@ -20,6 +20,28 @@ from ui.yaml_edit import set_value
 SIM_KINDS = (("camera", "kind"), ("robot", "kind"), ("gripper", "kind"))
 
 
+def preload(learned: bool = False) -> None:
+    """Import and warm up what a run needs (simulated cell, perception, loop, policy) ahead of time.
+
+    Loading a compiled extension holds the interpreter lock for up to a few hundred milliseconds; done
+    lazily in the middle of a run it would freeze the GUI thread for that long. Idempotent and cheap once
+    done. ``learned`` also loads the learned agent (torch).
+    """
+    from sklearn.cluster import DBSCAN
+
+    import sorter.cell.factory
+    import sorter.cell.sim.cell
+    import sorter.loop
+    import sorter.perception.attention
+    import sorter.perception.heightmap
+    import sorter.policy.heuristic
+    import sorter.runlog  # noqa: F401
+
+    DBSCAN(eps=1.5, min_samples=2).fit(np.arange(20, dtype=np.float64).reshape(10, 2))
+    if learned:
+        import sorter.policy.agent  # noqa: F401
+
+
 def build_run(request: RunRequest) -> Prepared:
     """Open the cell, build the loop; everything opened is closed again if a later step fails."""
     from sorter.cell.factory import open_cell
