@@ -174,6 +174,40 @@ def results_json(results: list[CaseResult], episodes: list[EpisodeResult], meta:
                        **meta}, indent=2) + "\n"
 
 
+def write_card(card: Path, model: Path, recipe_name: str, table: str, command: str) -> None:
+    """Create or update a model card: a header from the model file, one benchmark section per recipe.
+
+    Re-running the benchmark for a recipe replaces that recipe's section and keeps the others.
+    """
+    from sorter.policy.agent import load_model
+
+    _, meta, sha = load_model(model)
+    header = _card_header(model, meta, sha)
+    sections: dict[str, str] = {}
+    if card.exists():
+        text = card.read_text(encoding="utf-8")
+        for chunk in text.split("\n## Benchmark: ")[1:]:
+            name, _, body = chunk.partition("\n")
+            sections[name.strip()] = body.strip("\n")
+    sections[recipe_name] = f"`{command}`\n\n{table}"
+    body = "".join(f"\n## Benchmark: {name}\n\n{text}\n" for name, text in sections.items())
+    card.write_text(header + body, encoding="utf-8")
+
+
+def _card_header(model: Path, meta: dict[str, str], sha: str) -> str:
+    settings = meta.get("settings", "{}")
+    wall = float(meta.get("wall_s", "nan"))
+    return (f"# Model card: {model.name}\n\n"
+            f"- Method: `{meta.get('method')}` (paper 2 push-grasp DQN; see sorter/policy/agent.py METHODS)\n"
+            f"- File: `{model.name}`, {model.stat().st_size / 1024:.0f} KiB, format `{meta.get('format')}`\n"
+            f"- sha256: `{sha}`\n"
+            f"- Trained on recipe(s): {meta.get('recipes', meta.get('recipe', '?'))}\n"
+            f"- Iterations: {meta.get('iterations', '?')}; training wall time {wall / 60:.0f} min on the "
+            "shared 2-core development machine (one torch thread, CPU contended by other users)\n"
+            f"- Seed: {meta.get('seed', '?')} (training seeds even; benchmark seeds odd)\n"
+            f"- Settings: `{settings}`\n")
+
+
 def forward_speed(repeats: int = 30, threads: int | None = None) -> dict[str, float]:
     """Milliseconds for all 16 rotations of both heads on the 112-cell crop and on the whole scene."""
     import torch

@@ -31,6 +31,8 @@ def register(groups: dict) -> None:
                                                         "policy.model when it is a tcdd policy)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     bench.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default 1)")
+    bench.add_argument("--card", metavar="PATH", help="create or update the model card of the ours model "
+                                                      "with this recipe's table")
     bench.set_defaults(handler=bench_impurity)
     speed = groups["bench"].add_parser("policy", help="forward-pass time of the Q network (16 rotations, "
                                                       "both heads)")
@@ -116,7 +118,7 @@ def train_command(args: argparse.Namespace) -> int:
 def bench_impurity(args: argparse.Namespace) -> int:
     import torch
 
-    from sorter.bench import ALL_METHODS, CASES, bench_impurity, markdown_table, results_json
+    from sorter.bench import ALL_METHODS, CASES, bench_impurity, markdown_table, results_json, write_card
     from sorter.recipe import load_recipe
 
     torch.set_num_threads(args.threads)
@@ -149,6 +151,11 @@ def bench_impurity(args: argparse.Namespace) -> int:
         meta = {"recipe": recipe.product.name, "runs": args.runs, "seed": args.seed,
                 "budget": recipe.loop.max_actions_per_batch}
         Path(args.json).write_text(results_json(results, episodes, meta), encoding="utf-8")
+    if args.card:
+        if ours is None:
+            raise SorterError("--card needs the ours model: pass --model or a recipe with a tcdd policy")
+        command = "sorter bench impurity " + " ".join(sys.argv[3:])
+        write_card(Path(args.card), ours, recipe.product.name, markdown_table(results), command)
     return 0
 
 
