@@ -41,6 +41,7 @@ CLOSE_REASON = "window closed during the run"
 ENGINEER_IDLE_LOCK_MS = 15 * 60 * 1000  # back to operator after 15 minutes without input
 ACTIVITY_EVENTS = (QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress)
 OPEN_OTHER = "Open another file…"
+HARDWARE_STYLE = "color: #b71c1c; font-weight: bold"
 ROLE_TEXT_STYLE = "color: white; font-weight: bold; padding: 4px 10px; border-radius: 4px"
 ROLE_STYLES = {Role.OPERATOR: "background: #455a64", Role.ENGINEER: "background: #6a1b9a"}
 
@@ -140,6 +141,9 @@ class MainWindow(QMainWindow):
 
     def _chooser_activated(self, index: int) -> None:
         data = self.chooser.itemData(index)
+        if data and Path(data) != self.recipe_path and not self._discard_edits():
+            self.chooser.setCurrentIndex(self.chooser.findData(str(self.recipe_path)))
+            return
         if data:
             self.select_recipe(Path(data))
             return
@@ -167,10 +171,22 @@ class MainWindow(QMainWindow):
                 self._load_learned_policy_code()
             self.run_view.set_recipe(recipe)
             self.cell_label.setText(cell_description(recipe))
+            self.cell_label.setStyleSheet("" if recipe.is_simulated else HARDWARE_STYLE)
         if not self.editor.is_modified:
             self.editor.load(self.recipe_path)
         self._update_title()
         return recipe
+
+    def _discard_edits(self) -> bool:
+        """True when there are no unsaved recipe edits or the user agrees to drop them."""
+        if not self.editor.is_modified:
+            return True
+        name = self.editor.path.name if self.editor.path else "the new recipe"
+        answer = QMessageBox.question(self, "Unsaved recipe", f"Discard the unsaved changes to {name}?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.editor.text.document().setModified(False)
+            return True
+        return False
 
     def _load_learned_policy_code(self) -> None:
         """Load torch now, while nothing runs, rather than as a stall at the start of a run."""
@@ -250,6 +266,8 @@ class MainWindow(QMainWindow):
 
     def _run_active(self, active: bool) -> None:
         self.chooser.setEnabled(not active)
+        if not active and self.recipe_path is not None and not self._closing:
+            self.select_recipe(self.recipe_path)
         self._update_title()
 
     def _run_finished(self, _session: object) -> None:
@@ -264,6 +282,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """During a run: stop it cleanly first (the run log records why), then close."""
         if not self.run_view.active and not self.rehearsal.active:
+            if not self._closing and self.confirm_close and not self._discard_edits():
+                event.ignore()
+                return
             QApplication.instance().removeEventFilter(self)
             event.accept()
             return

@@ -19,6 +19,7 @@ from PyQt6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -242,7 +243,7 @@ class RunView(QWidget):
 
     def start(self) -> RunSession | None:
         """Start a run of the current recipe; None when there is no valid recipe or a run is active."""
-        if self.recipe is None or self.active:
+        if self.recipe is None or self.active or not self._hardware_confirmed():
             return None
         seed = self.seed if self.seed is not None else odd_seed()
         options = LoopOptions(operator=self.operator, seed=seed)
@@ -258,6 +259,15 @@ class RunView(QWidget):
         self._update_controls()
         self.active_changed.emit(True)
         return session
+
+    def _hardware_confirmed(self) -> bool:
+        """On a real cell the robot will move: ask that the cell is clear before every run."""
+        if self.recipe.is_simulated:
+            return True
+        answer = QMessageBox.question(
+            self, "Start on the real cell", f"{self.recipe.product.name} runs on the HARDWARE cell and the "
+            "robot will move. Is the cell clear and the guard closed?")
+        return answer == QMessageBox.StandardButton.Yes
 
     def _pause_clicked(self) -> None:
         if self.session is None:

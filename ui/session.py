@@ -140,7 +140,10 @@ class RunSession(QObject):
         self._command("next_batch")
 
     def stop(self, reason: str = "stopped by operator") -> None:
-        """Ask the run to end after the cycle in flight; ``reason`` goes to the run log."""
+        """Ask the run to end after the cycle in flight; ``reason`` goes to the run log.
+
+        A stop that comes while the cell is still opening cancels the run before the robot moves.
+        """
         with self._lock:
             if not self._stop_reason:
                 self._stop_reason = reason
@@ -179,11 +182,10 @@ class RunSession(QObject):
         with self._lock:
             self._prepared = prepared
             self._subscription = subscription
-            stop_reason = self._stop_reason
-        if stop_reason:
-            prepared.loop.stop(stop_reason)
+            stopped_early = bool(self._stop_reason)
         try:
-            prepared.loop.run()
+            if not stopped_early:
+                prepared.loop.run()
         except Exception as exc:
             log.exception("the pick loop ended with an error")
             self._notes.put(("failed", f"the run ended with an error: {type(exc).__name__}: {exc}"))
