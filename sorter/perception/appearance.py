@@ -6,14 +6,17 @@ once, or a product whose look varies, and saliency alone cannot tell "the odd on
 patch of the workspace looks, which confirms or vetoes salient regions and finds impurities that
 saliency ranked second or missed.
 
-Features, per 2 x 2-cell patch (4 mm) of object cells: the local mean of the opponent colours L, a, b
-and their local standard deviation (texture, shading) over a ``WINDOW``-cell box. The model is a
+Features, per 2 x 2-cell patch (4 mm) of object cells: the mean of the opponent colours L, a, b over
+the object cells of boxes of 5, 9 and 15 cells (the spot, its object, its neighbourhood: a dark stone
+and the shaded rim of a bright mushroom share a colour but not a 30 mm surrounding) and their standard
+deviation in the smallest box (texture, shading). The model is a
 scikit-learn ``GaussianMixture`` (full covariances); novelty is the negative log-likelihood, averaged
 over object patches in a small neighbourhood so one noisy patch does not decide. Teaching also measures
-the highest such novelty in each clean frame; ``novelty_map`` reports novelty in standard deviations of
-those peaks above ``CLEAN_SIGMAS`` deviations over their mean, so 0 means "more unusual than clean
-product gets, by a wide margin" and the recipe's ``appearance.threshold`` (default 0) is the decision
-level.
+the highest such novelty in each clean frame. A frame's peak is the maximum over many patches, so the
+peaks follow a Gumbel law (fitted by moments); its ``1 - DESIGN_FALSE_ALARM`` quantile is the clean
+level, and ``novelty_map`` reports novelty above it in standard deviations of the peaks: 0 means "more
+unusual than clean product gets in all but 1 frame in 500", and the recipe's ``appearance.threshold``
+(default 0) is the decision level.
 
 File format: a NumPy ``.npz`` of plain arrays (mixture parameters, calibration, feature settings, a
 JSON metadata string), loaded with ``allow_pickle=False``: a model file cannot carry code.
@@ -36,12 +39,13 @@ from sorter.perception.saliency import Region, opponent_colors
 
 FORMAT_VERSION = 1
 STRIDE = 2  # cells per patch side
-WINDOW = 5  # cells, box over which colour mean and texture are taken
+MEAN_WINDOWS = (5, 9, 15)  # cells (10, 18, 30 mm): colour of the spot, of its object, of its surroundings
+FEATURES = 3 * len(MEAN_WINDOWS) + 3  # opponent means per window, then opponent std in the smallest
 SMOOTH = 3  # patches, neighbourhood over which patch novelty is averaged
 MIN_OBJECT_SHARE = 0.8  # a patch is scored when this share of its feature window is object cells
 COMPONENTS = 6
 MAX_TRAIN_SAMPLES = 40000
-CLEAN_SIGMAS = 3.0  # novelty 0 lies this many standard deviations above the mean clean-frame peak
+DESIGN_FALSE_ALARM = 0.002  # per clean frame: novelty 0 is the clean peak's 99.8 % quantile (Gumbel fit)
 MIN_SCALE = 1.0  # nats; floor of the novelty unit
 
 
@@ -101,7 +105,7 @@ class AppearanceModel:
         self._mixture = _Mixture(gmm.weights_, gmm.means_, gmm.precisions_cholesky_)
         peaks = np.array([self._peak_nll(hm) for hm in heightmaps_list])
         self.scale = max(float(peaks.std()), MIN_SCALE)
-        self.clean_level = float(peaks.mean()) + CLEAN_SIGMAS * self.scale
+        self.clean_level = gumbel_quantile(float(peaks.mean()), self.scale, 1.0 - DESIGN_FALSE_ALARM)
         self.metadata.update(frames=len(heightmaps_list), train_samples=int(x.shape[0]),
                              clean_peaks=[round(float(p), 3) for p in peaks])
         return self
@@ -146,8 +150,8 @@ class AppearanceModel:
         if self._mixture is None:
             raise ValueError("nothing to save: the appearance model is not fitted")
         path = Path(path)
-        meta = {**self.metadata, "format_version": FORMAT_VERSION, "stride": STRIDE, "window": WINDOW,
-                "smooth": SMOOTH, "features": ["L", "a", "b", "std L", "std a", "std b"]}
+        meta = {**self.metadata, "format_version": FORMAT_VERSION, "stride": STRIDE,
+                "mean_windows": list(MEAN_WINDOWS), "smooth": SMOOTH, "features": FEATURES}
         with path.open("wb") as fh:
             np.savez(fh, weights=self._mixture.weights, means=self._mixture.means,
                      precision_chol=self._mixture.precision_chol,
@@ -178,25 +182,41 @@ def _check_model(path: Path, meta: dict, m: _Mixture, hint: str) -> None:
         raise ModelFileError(f"appearance model {path} has format {meta.get('format_version')}, "
                              f"this version reads {FORMAT_VERSION}; {hint}")
     k, d = m.means.shape if m.means.ndim == 2 else (0, 0)
-    if d != 6 or k < 1 or m.weights.shape != (k,) or m.precision_chol.shape != (k, d, d):
+    if d != FEATURES or k < 1 or m.weights.shape != (k,) or m.precision_chol.shape != (k, d, d):
         raise ModelFileError(f"appearance model {path} has inconsistent parameters; {hint}")
     if not all(np.all(np.isfinite(a)) for a in (m.weights, m.means, m.precision_chol)):
         raise ModelFileError(f"appearance model {path} holds non-finite numbers; {hint}")
 
 
 def patch_features(hm: Heightmaps, min_point_height: float) -> tuple[np.ndarray, np.ndarray]:
-    """(P x P x 6) features on the patch grid and the (P x P) mask of patches worth scoring."""
+    """(P x P x FEATURES) features on the patch grid and the (P x P) mask of patches worth scoring."""
     objects = (hm.valid & (hm.height > min_point_height)).astype(np.float32)
     opp = opponent_colors(hm.color)
-    box = (WINDOW, WINDOW)
-    weight = cv2.boxFilter(objects, -1, box, borderType=cv2.BORDER_CONSTANT)
-    w = np.maximum(weight, 1e-6)[..., None]
-    mean = cv2.boxFilter(opp * objects[..., None], -1, box, borderType=cv2.BORDER_CONSTANT) / w
-    sq = cv2.boxFilter(opp * opp * objects[..., None], -1, box, borderType=cv2.BORDER_CONSTANT) / w
-    std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
-    feats = np.concatenate([mean, std], axis=-1)[::STRIDE, ::STRIDE]
-    ok = (objects[::STRIDE, ::STRIDE] > 0) & (weight[::STRIDE, ::STRIDE] >= MIN_OBJECT_SHARE)
-    return feats, ok
+    feats, near = [], None
+    for k in MEAN_WINDOWS:
+        mean, share = _object_mean(opp, objects, k)
+        feats.append(mean)
+        near = share if near is None else near
+    mean, _ = _object_mean(opp, objects, MEAN_WINDOWS[0])
+    sq, _ = _object_mean(opp * opp, objects, MEAN_WINDOWS[0])
+    feats.append(np.sqrt(np.maximum(sq - mean * mean, 0.0)))
+    out = np.concatenate(feats, axis=-1)[::STRIDE, ::STRIDE]
+    ok = (objects[::STRIDE, ::STRIDE] > 0) & (near[::STRIDE, ::STRIDE] >= MIN_OBJECT_SHARE)
+    return out, ok
+
+
+def _object_mean(x: np.ndarray, objects: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``x`` over the object cells of each k x k box, and the boxes' object share."""
+    share = cv2.boxFilter(objects, -1, (k, k), borderType=cv2.BORDER_CONSTANT)
+    total = cv2.boxFilter(x * objects[..., None], -1, (k, k), borderType=cv2.BORDER_CONSTANT)
+    return total / np.maximum(share, 1e-6)[..., None], share
+
+
+def gumbel_quantile(mean: float, std: float, q: float) -> float:
+    """Quantile ``q`` of the Gumbel (maximum) law with the given mean and standard deviation."""
+    beta = std * math.sqrt(6.0) / math.pi
+    mu = mean - 0.5772156649 * beta  # Euler-Mascheroni constant
+    return mu - beta * math.log(-math.log(q))
 
 
 def region_novelty(novelty: np.ndarray, mask: np.ndarray) -> float | None:

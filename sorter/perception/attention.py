@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -41,9 +42,26 @@ from sorter.perception.saliency import (
     salient_regions,
     vocus2,
 )
-from sorter.recipe import PerceptionSpec, Recipe
+from sorter.recipe import PerceptionSpec, Recipe, SaliencySpec
 
 MIN_RAW_CONTRAST = 0.02  # opponent-colour units; measured on clean simulated product (see module doc)
+
+
+@dataclass(frozen=True)
+class SaliencyMethod:
+    """A saliency algorithm for attention: ``compute(image_rgb, spec)`` returns an un-normalised HxW map;
+    regions need a raw peak of ``min_raw_contrast`` (0 where the map has no calibrated unit)."""
+
+    name: str
+    compute: Callable[[np.ndarray, SaliencySpec], np.ndarray]
+    min_raw_contrast: float
+
+
+def _vocus2_raw(image: np.ndarray, spec: SaliencySpec) -> np.ndarray:
+    return vocus2(image, spec, normalize=False)
+
+
+VOCUS2 = SaliencyMethod("vocus2", _vocus2_raw, MIN_RAW_CONTRAST)
 
 
 @dataclass(frozen=True)
@@ -106,11 +124,16 @@ class Attention:
 
 
 class Attender:
-    """Runs attention for one recipe; ``appearance`` is the taught product look, or None."""
+    """Runs attention for one recipe; ``appearance`` is the taught product look, or None.
 
-    def __init__(self, recipe: Recipe, appearance: AppearanceModel | None = None):
+    ``method`` swaps the saliency algorithm (the evaluation's OpenCV baselines); VOCUS2 by default.
+    """
+
+    def __init__(self, recipe: Recipe, appearance: AppearanceModel | None = None,
+                 method: SaliencyMethod = VOCUS2):
         self.spec: PerceptionSpec = recipe.perception
         self.appearance = appearance if appearance is not None and appearance.fitted else None
+        self.method = method
 
     @property
     def note(self) -> str:
@@ -151,9 +174,9 @@ class Attender:
             if frame is None:
                 raise PerceptionError("the recipe runs saliency on the camera image (saliency.source: "
                                       "image); pass the frame to attend()")
-            raw = sample_image(hm, vocus2(frame.color, spec, normalize=False), 0.0)
+            raw = sample_image(hm, self.method.compute(frame.color, spec), 0.0)
         else:
-            raw = vocus2(saliency_input(hm, objects), spec, normalize=False)
+            raw = self.method.compute(saliency_input(hm, objects), spec)
         raw = np.where(objects, raw, 0.0).astype(np.float32) if objects.any() else np.zeros_like(raw)
         return normalize_map(raw), raw
 
@@ -191,9 +214,10 @@ class Attender:
             why = f"novelty {nov:.2f} {'>=' if ok else '<'} {app.threshold:.2f}"
             return replace(r, accepted=ok, score=score, reason=why)
         ok_ratio = r.contrast >= sal_spec.min_peak_ratio
-        ok_raw = r.raw_peak >= MIN_RAW_CONTRAST
+        floor = self.method.min_raw_contrast
+        ok_raw = r.raw_peak >= floor
         why = (f"contrast {r.contrast:.1f}x {'>=' if ok_ratio else '<'} {sal_spec.min_peak_ratio:.1f}x, "
-               f"raw {r.raw_peak:.3f} {'>=' if ok_raw else '<'} {MIN_RAW_CONTRAST:.3f}")
+               f"raw {r.raw_peak:.3f} {'>=' if ok_raw else '<'} {floor:.3f}")
         return replace(r, accepted=ok_ratio and ok_raw, score=r.saliency, reason=why)
 
     def _target(self, regions: list[Region], hm: Heightmaps, sal: np.ndarray) -> Attention:

@@ -47,7 +47,7 @@ def test_table_cells_are_not_scored(model):
     nov = model.novelty_map(hm)
     assert np.all(np.isnan(nov[hm.height == 0]))
     feats, ok = patch_features(hm, 0.005)
-    assert feats.shape == (112, 112, 6) and ok.shape == (112, 112)
+    assert feats.shape == (112, 112, 12) and ok.shape == (112, 112)
 
 
 def test_save_load_round_trip(model, tmp_path):

@@ -32,7 +32,7 @@ def _scene(seed: int, odd: dict | None = None) -> Heightmaps:
 
 @pytest.fixture(scope="module")
 def taught() -> Attender:
-    model = AppearanceModel().fit([_scene(s) for s in range(0, 20, 2)], np.random.default_rng(0))
+    model = AppearanceModel().fit([_scene(s) for s in range(0, 40, 2)], np.random.default_rng(0))
     return Attender(RECIPE, model)
 
 

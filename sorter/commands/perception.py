@@ -1,0 +1,192 @@
+"""`sorter teach`, `sorter eval perception` and `sorter bench perception` on the simulated cell.
+
+Heavy modules (mujoco, scikit-learn, the perception stack) are imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from sorter.errors import SorterError
+
+METRICS = ("top1_hit", "recall_topk", "false_alarm", "cluster_hit", "msr_targ", "gsi",
+           "attention_ms_median", "heightmap_ms_median")
+
+
+def register(groups: dict) -> None:
+    teach = groups[""].add_parser("teach", help="teach the product's look from clean simulated scenes")
+    teach.add_argument("--recipe", required=True, metavar="FILE")
+    teach.add_argument("--frames", type=_positive_int, default=60, help="clean scenes to learn from (60)")
+    teach.add_argument("--seed", type=int, default=0, help="first training seed, even (default 0)")
+    teach.add_argument("--output", metavar="PATH", help="model file (default: the recipe's "
+                       "perception.appearance.model, else <recipe-stem>.appearance.npz beside the recipe)")
+    teach.set_defaults(handler=teach_command)
+    ev = groups["eval"].add_parser("perception", help="attention against simulator ground truth")
+    ev.add_argument("--recipe", required=True, metavar="FILE")
+    ev.add_argument("--scenario", default="random,challenging,invisible",
+                    help="scenario or comma-separated scenarios (default random,challenging,invisible)")
+    ev.add_argument("--scenes", type=_positive_int, default=20, help="scenes per scenario (default 20)")
+    ev.add_argument("--seed", type=int, default=1, help="first evaluation seed, odd (default 1)")
+    ev.add_argument("--baseline", action="append", choices=("spectral", "finegrained"), default=[],
+                    help="also run an OpenCV saliency baseline on the same scenes (repeatable)")
+    ev.add_argument("--no-appearance", action="store_true",
+                    help="ignore the recipe's taught appearance model (saliency alone)")
+    ev.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    ev.set_defaults(handler=eval_command)
+    bench = groups["bench"].add_parser("perception", help="heightmap, VOCUS2 and attention timings")
+    bench.add_argument("--recipe", required=True, metavar="FILE")
+    bench.add_argument("--scenes", type=_positive_int, default=20)
+    bench.add_argument("--repeats", type=_positive_int, default=5, help="timed runs per scene (5)")
+    bench.add_argument("--seed", type=int, default=1)
+    bench.set_defaults(handler=bench_command)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _load(path: str):
+    from sorter.recipe import load_recipe
+
+    recipe = load_recipe(path)
+    if not recipe.is_simulated:
+        raise SorterError(f"{path} drives hardware; teaching and evaluation here use the simulated cell "
+                          "(use a recipe with camera.kind and robot.kind 'sim')")
+    return recipe
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def teach_command(args: argparse.Namespace) -> int:
+    from sorter.perception.evaluate import teach
+
+    if args.seed % 2:
+        raise SorterError(f"--seed {args.seed} is odd; teaching uses training seeds, which are even")
+    recipe = _load(args.recipe)
+    named = recipe.perception.appearance.model
+    if args.output:
+        out = Path(args.output)
+    elif named:
+        out = recipe.resolve(named)
+    else:
+        out = recipe.path.parent / f"{recipe.path.stem}.appearance.npz"
+    print(f"teaching {recipe.product.name} from {args.frames} clean scenes (seeds {args.seed}, "
+          f"{args.seed + 2}, ...)", file=sys.stderr)
+    try:
+        model = teach(recipe, args.frames, args.seed, _progress)
+    except ValueError as exc:
+        raise SorterError(f"teaching failed: {exc}") from None
+    model.save(out)
+    print(f"wrote {out} ({model.metadata['train_samples']} patches, clean novelty peaks "
+          f"{min(model.metadata['clean_peaks']):.1f}..{max(model.metadata['clean_peaks']):.1f} nats)")
+    if not named or (args.output and recipe.resolve(named) != out):
+        print(f"add it to the recipe:\n  perception:\n    appearance: {{model: {_relative(out, recipe)}}}")
+    return 0
+
+
+def _relative(path: Path, recipe) -> str:
+    try:
+        return str(path.resolve().relative_to(recipe.path.parent))
+    except ValueError:
+        return str(path.resolve())
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from sorter.perception.attention import VOCUS2, load_attender
+    from sorter.perception.evaluate import BASELINES, capture_scenes, evaluate
+
+    if args.seed % 2 == 0:
+        raise SorterError(f"--seed {args.seed} is even; evaluation uses evaluation seeds, which are odd")
+    recipe = _load(args.recipe)
+    scenarios = [s.strip() for s in args.scenario.split(",") if s.strip()]
+    unknown = [s for s in scenarios if s not in recipe.sim.scenarios or s == "clean"]
+    if unknown:
+        known = ", ".join(k for k in recipe.sim.scenarios if k != "clean")
+        raise SorterError(f"unknown scenario(s) {', '.join(unknown)}; use one of: {known}")
+    attender = None if args.no_appearance else load_attender(recipe)
+    appearance = attender.appearance if attender is not None else None
+    print("appearance: " + ("taught model " + recipe.perception.appearance.model if appearance else
+                            "none, saliency alone decides" + ("" if args.no_appearance else
+                                                              " (run `sorter teach`)")), file=sys.stderr)
+    seeds = [args.seed + 2 * i for i in range(args.scenes)]
+    clean = capture_scenes(recipe, "clean", seeds, _progress)
+    methods = [VOCUS2] + [BASELINES[b] for b in dict.fromkeys(args.baseline)]
+    rows = []
+    for scenario in scenarios:
+        caps = capture_scenes(recipe, scenario, seeds, _progress)
+        for method in methods:
+            figures = evaluate(recipe, caps, clean, appearance, method)
+            rows.append({"scenario": scenario, "method": method.name, **figures})
+    print(markdown_table(recipe.product.name, rows, appearance is not None))
+    if args.json:
+        doc = {"recipe": str(recipe.path), "product": recipe.product.name, "seed": args.seed,
+               "scenes": args.scenes, "appearance": appearance is not None, **rows[0], "results": rows}
+        Path(args.json).write_text(json.dumps(doc, indent=2))
+    return 0
+
+
+def markdown_table(product: str, rows: list[dict], taught: bool) -> str:
+    """The evaluation rows as a Markdown table (per-stage medians in the last column)."""
+    head = ["scenario", "method", *METRICS, "stages ms (median)"]
+    lines = [f"### {product} ({'saliency + taught appearance' if taught else 'saliency alone'})", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_median"].items() if v is not None)
+        cells = [r["scenario"], r["method"], *(_fmt(r[m]) for m in METRICS), stages]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from sorter.perception.attention import load_attender
+    from sorter.perception.evaluate import capture_scenes
+    from sorter.perception.heightmap import compute_heightmaps
+    from sorter.perception.saliency import saliency_input, vocus2
+
+    recipe = _load(args.recipe)
+    attender = load_attender(recipe)
+    from sorter.cell.sim.cell import SimCell
+
+    cell, grid = SimCell(recipe), recipe.workspace.grid()
+    caps = capture_scenes(recipe, "random", [args.seed + 2 * i for i in range(args.scenes)])
+    times: dict[str, list[float]] = {"heightmap": [], "vocus2": [], "attention": []}
+    for cap in caps:
+        cell.reset("random", cap.seed)
+        frame = cell.camera.read()
+        objects = cap.heightmaps.height > recipe.perception.occlusion.min_point_height
+        image = saliency_input(cap.heightmaps, objects)
+        jobs = {"heightmap": (compute_heightmaps, frame, cell.camera_pose, grid),
+                "vocus2": (vocus2, image, recipe.perception.saliency),
+                "attention": (attender.attend, cap.heightmaps)}
+        for _ in range(args.repeats):
+            for name, (fn, *fn_args) in jobs.items():
+                times[name].append(_timed(fn, *fn_args))
+    print(f"perception timings on {args.scenes} random scenes x {args.repeats} ({recipe.product.name}; "
+          f"{attender.note})")
+    for name, values in times.items():
+        values.sort()
+        p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
+        print(f"  {name:10s} median {statistics.median(values):6.2f} ms   p95 {p95:6.2f} ms")
+    return 0
+
+
+def _timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - start) * 1e3
