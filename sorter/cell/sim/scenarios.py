@@ -1,0 +1,419 @@
+"""Benchmark scenes by name, and the feeder that drops new batches during continuous runs.
+
+Paper 2's impurity suite: ``random`` (objects dropped from random poses), ``challenging`` (items laid
+side by side in tight rows around the impurities), ``invisible`` (impurities inside or under heaps,
+checked to be invisible from the camera). Paper 1's occluded suite: ``15``, ``30`` (objects dropped at
+random) and ``30-hard`` (the impurity is the most occluded object that still shows). ``clean`` has no
+impurity. Counts come from ``recipe.sim.scenarios[name]``; every scene is a function of its seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sorter.cell.sim.scene import FLOOR_BELOW_TABLE, Placement
+from sorter.cell.sim.shapes import SimObject
+from sorter.errors import SorterError
+from sorter.recipe import Counts, Recipe
+
+if TYPE_CHECKING:
+    from sorter.cell.sim.cell import SimCell
+
+DROP_MARGIN = 0.09  # m kept free along the workspace border when dropping objects
+DROP_GAP = 0.004  # m between bounding spheres of objects released together
+ROW_GAP = (0.001, 0.004)  # m between neighbours in the challenging case's rows
+ROW_JITTER = math.radians(4.0)
+COVER_TRIES = 3  # placements tried per item when covering an impurity
+COVER_OFFSETS = (0.0, 0.35, 0.15, 0.5)  # item footprints outward of the visible part, tried in turn
+DECOY_SPACING = 0.16  # m between the centres of the heap hiding an impurity and the loose heap
+RING_ITEMS = 4  # items lying beside a hidden impurity, one per side
+ROOF_ITEMS = 5  # items lying across it (the largest ones)
+ROOF_GAP = 0.002  # m between roof items: one over the middle, the others edge to edge beside it
+COVER_RESERVE = 12  # items kept back to cover what still shows (the rest make a loose heap)
+COVER_SETTLE = 0.5  # s of physics after each covering item
+COVER_VIEW = 4.0  # bounding-sphere radii around a hidden impurity that its cover check looks at
+PARKING_DISTANCE = 1.0  # m outside the workspace where objects wait to be placed
+INVISIBLE_ATTEMPTS = 12
+HARD_ATTEMPTS = 8
+HARD_MIN_VISIBLE = 60  # pixels an object must show to count as the (occluded but findable) target
+HARD_SUBSET = 10  # most crowded objects whose occlusion decides 30-hard
+
+
+class SceneError(SorterError):
+    """A scenario could not be built from this recipe."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    build: Callable[[SimCell, Counts, np.random.Generator], None]
+
+
+def counts_for(recipe: Recipe, name: str) -> Counts:
+    if name not in SCENARIOS:
+        raise SceneError(f"unknown scenario '{name}'; choose one of: {', '.join(SCENARIOS)}")
+    counts = recipe.sim.scenarios.get(name)
+    if counts is None:
+        raise SceneError(f"recipe '{recipe.product.name}' has no counts for scenario '{name}'; add "
+                         f"sim.scenarios.\"{name}\": {{items: N, impurities: M}}")
+    return counts
+
+
+def drop_region(recipe: Recipe) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) where objects are released: the workspace less a border."""
+    g = recipe.workspace.grid()
+    return (g.x_min + DROP_MARGIN, g.y_min + DROP_MARGIN, g.x_max - DROP_MARGIN, g.y_max - DROP_MARGIN)
+
+
+def random_quat(rng: np.random.Generator) -> np.ndarray:
+    q = rng.normal(size=4)
+    return q / np.linalg.norm(q)
+
+
+def yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+
+
+def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+
+
+def flat_pose(obj: SimObject, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """Orientation lying on its broadest face, turned by ``yaw``; and its (dx, dy, height) there."""
+    e = obj.extents
+    axis = int(np.argmin(e))
+    s = math.sqrt(0.5)
+    tilt = {2: np.array([1.0, 0, 0, 0]), 0: np.array([s, 0, s, 0]), 1: np.array([s, s, 0, 0])}[axis]
+    flat = {2: (e[0], e[1], e[2]), 0: (e[2], e[1], e[0]), 1: (e[0], e[2], e[1])}[axis]
+    return quat_mul(yaw_quat(yaw), tilt), np.array(flat)
+
+
+def stack_drops(objects: list[SimObject], xy: np.ndarray, base_z: float, quats: list[np.ndarray],
+                occupied: list[tuple[np.ndarray, float]] | None = None) -> list[Placement]:
+    """Release poses at ``xy``, each raised until its bounding sphere clears all earlier ones."""
+    spheres = list(occupied or [])
+    out = []
+    for obj, (x, y), q in zip(objects, xy, quats, strict=True):
+        r = obj.radius
+        z = base_z + r
+        for center, radius in sorted(spheres, key=lambda s: s[0][2]):
+            if np.hypot(center[0] - x, center[1] - y) < r + radius + DROP_GAP:
+                need = center[2] + math.sqrt(max((r + radius + DROP_GAP) ** 2 -
+                                                 (center[0] - x) ** 2 - (center[1] - y) ** 2, 0.0))
+                z = max(z, need)
+        pos = np.array([x, y, z])
+        spheres.append((pos, r))
+        out.append(Placement(obj, pos, q))
+    return out
+
+
+def _uniform_xy(n: int, region: tuple[float, float, float, float], rng: np.random.Generator) -> np.ndarray:
+    x0, y0, x1, y1 = region
+    return np.column_stack([rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)])
+
+
+def build_random(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
+    """n impurities and m items dropped from random poses over the workspace, then settled."""
+    objects = cell.make_objects(counts.items, counts.impurities, rng)
+    order = [objects[i] for i in rng.permutation(len(objects))]
+    xy = _uniform_xy(len(order), drop_region(cell.recipe), rng)
+    quats = [random_quat(rng) for _ in order]
+    cell.load(stack_drops(order, xy, cell.recipe.workspace.table_z + 0.005, quats))
+    cell.settle()
+
+
+def build_challenging(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
+    """Everything lying flat in tight rows, the impurities in the middle slots, surrounded by items."""
+    objects = cell.make_objects(counts.items, counts.impurities, rng)
+    cols = max(1, math.ceil(math.sqrt(len(objects))))
+    rows = math.ceil(len(objects) / cols)
+    slots = sorted(((r, c) for r in range(rows) for c in range(cols)),
+                   key=lambda rc: (rc[0] - (rows - 1) / 2) ** 2 + (rc[1] - (cols - 1) / 2) ** 2)
+    impurities = [o for o in objects if o.is_impurity]
+    items = [objects[i] for i in rng.permutation(len(objects)) if not objects[i].is_impurity]
+    laid = _grid(dict(zip(slots, impurities + items, strict=False)), rows, cols, rng)
+    theta = rng.uniform(0, math.pi)
+    cell.load(_lay(laid, theta, _random_spot(cell, laid, theta, rng), cell.recipe.workspace.table_z))
+    cell.settle()
+
+
+@dataclass(frozen=True)
+class _Laid:
+    """An object lying flat in a layout: local centre (x, y), height and local orientation."""
+
+    obj: SimObject
+    xy: np.ndarray
+    height: float
+    quat: np.ndarray
+
+
+def _grid(by_slot: dict[tuple[int, int], SimObject], rows: int, cols: int, rng: np.random.Generator
+          ) -> list[_Laid]:
+    """Lay a grid out row by row with small gaps, centred on the origin."""
+    laid: list[_Laid] = []
+    y = 0.0
+    for r in range(rows):
+        row = [by_slot[(r, c)] for c in range(cols) if (r, c) in by_slot]
+        poses = [(o, *flat_pose(o, ROW_JITTER * rng.uniform(-1, 1))) for o in row]
+        depth = max((size[1] for _, _, size in poses), default=0.0)
+        x = 0.0
+        for o, q, size in poses:
+            laid.append(_Laid(o, np.array([x + size[0] / 2, y + depth / 2]), float(size[2]), q))
+            x += size[0] + rng.uniform(*ROW_GAP)
+        y += depth + rng.uniform(*ROW_GAP)
+    pts = np.array([item.xy for item in laid])
+    mid = (pts.min(axis=0) + pts.max(axis=0)) / 2
+    return [_Laid(item.obj, item.xy - mid, item.height, item.quat) for item in laid]
+
+
+def _turn(xy: np.ndarray, theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.asarray(xy) @ np.array([[c, -s], [s, c]]).T
+
+
+def _random_spot(cell: SimCell, laid: list[_Laid], theta: float, rng: np.random.Generator) -> np.ndarray:
+    """A centre inside the drop region where the turned layout fits (the middle when it cannot)."""
+    pts = _turn(np.array([item.xy for item in laid]), theta)
+    x0, y0, x1, y1 = drop_region(cell.recipe)
+    half = np.abs(pts).max(axis=0) + 0.03
+    cx = rng.uniform(min(x0 + half[0], (x0 + x1) / 2), max(x1 - half[0], (x0 + x1) / 2))
+    cy = rng.uniform(min(y0 + half[1], (y0 + y1) / 2), max(y1 - half[1], (y0 + y1) / 2))
+    return np.array([cx, cy])
+
+
+def _lay(laid: list[_Laid], theta: float, centre: np.ndarray, table: float) -> list[Placement]:
+    pts = _turn(np.array([item.xy for item in laid]), theta) + centre
+    return [Placement(item.obj, np.array([p[0], p[1], table + item.height / 2 + 0.001]),
+                      quat_mul(yaw_quat(theta), item.quat)) for item, p in zip(laid, pts, strict=True)]
+
+
+def build_invisible(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
+    """Impurities lying inside heaps (items around, more items on top); retried until none shows."""
+    for _ in range(INVISIBLE_ATTEMPTS):
+        objects = cell.make_objects(counts.items, counts.impurities, rng)
+        impurities = [o for o in objects if o.is_impurity]
+        pool = sorted((o for o in objects if not o.is_impurity), key=_area)
+        centres = _spread_points(len(impurities) + 1, drop_region(cell.recipe), DECOY_SPACING, rng)
+        table = cell.recipe.workspace.table_z
+        placements: list[Placement] = []
+        for imp, c in zip(impurities, centres, strict=False):
+            roof, pool = pool[-ROOF_ITEMS:][::-1], pool[:-ROOF_ITEMS]
+            ring, pool = pool[:RING_ITEMS], pool[RING_ITEMS:]
+            placements += _heap_over(imp, ring, roof, c, table, rng)
+        reserve, decoys = pool[:COVER_RESERVE], pool[COVER_RESERVE:]
+        placements += _loose_heap(decoys, centres[-1], table, placements, rng)
+        placements += [Placement(o, _parking(cell, k, o), np.array([1.0, 0, 0, 0])) for k, o in enumerate(reserve)]
+        cell.load(placements)
+        cell.settle()
+        left = _cover(cell, [o.id for o in impurities], reserve, rng)
+        for p in _loose_heap(left, centres[-1], table, cell.scene.placements(), rng):
+            cell.scene.set_object_pose(p.obj.id, p.pos, p.quat)
+        cell.settle()
+        visible = cell.visible_counts()
+        if all(visible.get(o.id, 0) == 0 for o in impurities):
+            return
+    raise SceneError(f"could not hide the impurities of '{cell.recipe.product.name}' under "
+                     f"{counts.items} items in {INVISIBLE_ATTEMPTS} attempts; add items to sim.scenarios.invisible")
+
+
+def _area(obj: SimObject) -> float:
+    """Footprint area lying flat: larger items make better roofs."""
+    e = np.sort(obj.extents)
+    return float(e[1] * e[2])
+
+
+def _parking(cell: SimCell, k: int, obj: SimObject) -> np.ndarray:
+    """A spot on the shop floor, far outside the camera's view, where an object waits to be placed."""
+    g = cell.recipe.workspace.grid()
+    floor = cell.recipe.workspace.table_z - FLOOR_BELOW_TABLE
+    return np.array([g.x_min - PARKING_DISTANCE - 0.1 * k, g.y_min - PARKING_DISTANCE, floor + obj.radius])
+
+
+def _heap_over(imp: SimObject, ring: list[SimObject], roof: list[SimObject], centre: np.ndarray,
+               table: float, rng: np.random.Generator) -> list[Placement]:
+    """The impurity in the middle of a 3x3 grid (edges filled before corners), a layer of items on top."""
+    others = [(0, 1), (1, 0), (1, 2), (2, 1), (0, 0), (2, 2), (0, 2), (2, 0)]
+    by_slot = {(1, 1): imp, **dict(zip(others, ring, strict=False))}
+    laid = _grid(by_slot, 3, 3, rng)
+    theta = rng.uniform(0, math.pi)
+    middle = next(item.xy for item in laid if item.obj is imp)
+    placements = _lay(laid, theta, centre - _turn(middle, theta), table)
+    floor = table + max(item.height for item in laid) + 0.002
+    if not roof:
+        return placements
+    q0, size0 = flat_pose(roof[0], theta + rng.normal(0, 0.1))
+    placements.append(Placement(roof[0], np.array([centre[0], centre[1], floor + size0[2] / 2]), q0))
+    sides = [(1, 0), (-1, 0), (0, 1), (0, -1)]
+    for (sx, sy), item in zip(sides, roof[1:], strict=False):
+        q, size = flat_pose(item, theta + rng.normal(0, 0.1))
+        step = (size0[:2] + size[:2]) / 2 + ROOF_GAP
+        xy = centre + _turn(np.array([sx * step[0], sy * step[1]]), theta)
+        placements.append(Placement(item, np.array([xy[0], xy[1], floor + size[2] / 2]), q))
+    return placements
+
+
+def _loose_heap(items: list[SimObject], centre: np.ndarray, table: float, existing: list[Placement],
+                rng: np.random.Generator) -> list[Placement]:
+    """Items released in a loose heap around ``centre``, clear of everything already placed."""
+    if not items:
+        return []
+    xy = np.array([centre + rng.normal(0, 0.3 * o.footprint, 2) for o in items]).reshape(-1, 2)
+    quats = [flat_pose(o, rng.uniform(0, math.pi))[0] for o in items]
+    return stack_drops(items, xy, table + 0.002, quats, [(p.pos, p.obj.radius) for p in existing])
+
+
+def _cover(cell: SimCell, targets: list[int], items: list[SimObject], rng: np.random.Generator
+           ) -> list[SimObject]:
+    """Lay parked items one at a time over the visible part of the targets until none shows.
+
+    Each item is released just above the surface where it goes, turned across the way the visible part
+    lies from the target's centre, on top of it or overlapping its outer edge. A placement that does
+    not reduce what shows of the targets is undone (state restored) and the next item tried: greedy
+    covering. Returns the items not needed (still parked).
+    """
+    left = list(items)
+    shown = _shown(cell, targets)
+    for attempt in range(COVER_TRIES * len(items)):
+        if not left or shown[0] == 0:
+            break
+        snap = cell.scene.snapshot()
+        item = left.pop(0)
+        drop = _cover_drop(cell, shown, item, COVER_OFFSETS[attempt % len(COVER_OFFSETS)], rng)
+        cell.scene.set_object_pose(item.id, drop.pos, drop.quat)
+        cell.settle(COVER_SETTLE)
+        after = _shown(cell, targets)
+        if after[0] < shown[0]:
+            shown = after
+        else:
+            cell.scene.restore(snap)
+            left.append(item)
+    return left
+
+
+def _shown(cell: SimCell, targets: list[int]) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """(pixels of the targets, the most visible target, object id and world point of every hit)."""
+    ids, points = cell.hit_points(targets, COVER_VIEW)
+    counts = {t: int(np.count_nonzero(ids == t)) for t in targets}
+    target = max(counts, key=counts.get)
+    return sum(counts.values()), target, ids, points
+
+
+def _cover_drop(cell: SimCell, shown: tuple[int, int, np.ndarray, np.ndarray], item: SimObject,
+                offset: float, rng: np.random.Generator) -> Placement:
+    """Release pose of ``item`` over the most visible target: ``offset`` footprints outward of its
+    visible part, long side across the outward direction, just above the surface there."""
+    _, target, ids, points = shown
+    shown_at = points[ids == target, :2].mean(axis=0)
+    away = shown_at - cell.scene.object_pos(target)[:2]
+    away = away / max(float(np.linalg.norm(away)), 1e-6)
+    aim = shown_at + away * offset * item.footprint + rng.normal(0, 0.05 * item.footprint, 2)
+    yaw = math.atan2(away[1], away[0]) + math.pi / 2 + rng.normal(0, 0.15)
+    q, size = flat_pose(item, yaw)
+    if size[1] > size[0]:
+        q, size = flat_pose(item, yaw + math.pi / 2)
+    near = np.hypot(points[:, 0] - aim[0], points[:, 1] - aim[1]) < float(np.hypot(size[0], size[1])) / 2
+    top = max(cell.recipe.workspace.table_z, float(points[near, 2].max()) if near.any() else -np.inf)
+    return Placement(item, np.array([aim[0], aim[1], top + size[2] / 2 + 0.003]), q)
+
+
+def _spread_points(n: int, region: tuple[float, float, float, float], spacing: float,
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` points in ``region`` at least ``spacing`` apart where possible (dart throwing)."""
+    points: list[np.ndarray] = []
+    for _ in range(n):
+        best, best_gap = None, -1.0
+        for _ in range(30):
+            p = _uniform_xy(1, region, rng)[0]
+            gap = min((float(np.linalg.norm(p - q)) for q in points), default=np.inf)
+            if gap >= spacing:
+                best = p
+                break
+            if gap > best_gap:
+                best, best_gap = p, gap
+        points.append(best)
+    return points
+
+
+def build_hard(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
+    """Objects dropped onto a low impurity; kept when the impurity is the most occluded findable object."""
+    best: tuple[float, list[Placement]] | None = None
+    for _ in range(HARD_ATTEMPTS):
+        objects = cell.make_objects(counts.items, counts.impurities, rng)
+        cell.load(_crowd_over_impurities(cell, objects, rng))
+        cell.settle()
+        margin = _hard_margin(cell)
+        if margin >= 0:
+            return
+        if best is None or margin > best[0]:
+            best = (margin, cell.scene.placements())
+    raise SceneError(f"could not make the impurity the most occluded object of '{cell.recipe.product.name}' "
+                     f"in {HARD_ATTEMPTS} attempts (best margin {best[0]:.2f})" if best else "no attempt")
+
+
+def _crowd_over_impurities(cell: SimCell, objects: list[SimObject], rng: np.random.Generator
+                           ) -> list[Placement]:
+    """Impurities flat near the middle of the drop region, items released around and over them."""
+    x0, y0, x1, y1 = drop_region(cell.recipe)
+    mid = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    table = cell.recipe.workspace.table_z
+    placements, occupied = [], []
+    impurities = [o for o in objects if o.is_impurity]
+    for imp in impurities:
+        q, size = flat_pose(imp, rng.uniform(0, math.pi))
+        pos = np.array([*(mid + rng.normal(0, 0.03, 2)), table + size[2] / 2 + 0.001])
+        placements.append(Placement(imp, pos, q))
+        occupied.append((pos, imp.radius))
+    items = [o for o in objects if not o.is_impurity]
+    spread = 0.25 * min(x1 - x0, y1 - y0)
+    xy = np.array([mid + rng.normal(0, spread, 2) for _ in items]).reshape(-1, 2)
+    xy = np.clip(xy, [x0, y0], [x1, y1])
+    quats = [random_quat(rng) for _ in items]
+    return placements + stack_drops(items, xy, table + 0.002, quats, occupied)
+
+
+def _hard_margin(cell: SimCell) -> float:
+    """Impurity occlusion minus the highest occlusion of any other findable object (>= 0: accepted)."""
+    visible = cell.visible_counts()
+    impurities = [o.id for o in cell.scene.objects if o.is_impurity]
+    if not impurities or any(visible.get(i, 0) < HARD_MIN_VISIBLE for i in impurities):
+        return -1.0
+    target = min(cell.occlusion(i) for i in impurities)
+    others = [i for i, n in visible.items() if n >= HARD_MIN_VISIBLE and i not in impurities]
+    worst = max((cell.occlusion(i) for i in others), default=0.0)
+    return target - worst
+
+
+def build_feeder_batch(cell: SimCell, rng: np.random.Generator) -> None:
+    """Drop a new batch (counts drawn from recipe.sim.feeder) from drop_height onto the current table."""
+    feeder = cell.recipe.sim.feeder
+    n_items = int(rng.integers(feeder.items[0], feeder.items[1] + 1))
+    n_imp = int(rng.integers(feeder.impurities[0], feeder.impurities[1] + 1))
+    keep = cell.scene.placements() if cell.scene is not None else []
+    keep = [p for p in keep if cell.on_table(p.pos)]
+    objects = cell.make_objects(n_items, n_imp, rng)
+    occupied = [(p.pos, p.obj.radius) for p in keep]
+    xy = _uniform_xy(len(objects), drop_region(cell.recipe), rng)
+    quats = [random_quat(rng) for _ in objects]
+    base = cell.recipe.workspace.table_z + feeder.drop_height
+    cell.load(keep + stack_drops(objects, xy, base, quats, occupied))
+    cell.settle()
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("random", "impurities and items dropped from random poses", build_random),
+    Scenario("challenging", "items side by side in tight rows around the impurities", build_challenging),
+    Scenario("invisible", "impurities hidden inside or under heaps (verified invisible)", build_invisible),
+    Scenario("15", "15 objects dropped at random, one impurity", build_random),
+    Scenario("30", "30 objects dropped at random, one impurity", build_random),
+    Scenario("30-hard", "30 objects, the impurity is the most occluded findable object", build_hard),
+    Scenario("clean", "items only, no impurity", build_random),
+)}
