@@ -28,6 +28,7 @@ import numpy as np
 from sorter.perception.appearance import AppearanceModel
 from sorter.perception.attention import VOCUS2, Attender, Attention, SaliencyMethod
 from sorter.perception.heightmap import Heightmaps, compute_heightmaps, sample_image
+from sorter.perception.saliency import SaliencyMaps
 from sorter.recipe import Recipe, SaliencySpec
 
 VISIBLE_MAX_OCCLUSION = 0.5
@@ -35,21 +36,22 @@ HIT_TOLERANCE = 2  # cells (4 mm): resampling the camera mask into the grid move
 HIT_SHARE = 0.5
 
 
-def _spectral(image: np.ndarray, spec: SaliencySpec) -> np.ndarray:
+def _spectral(image: np.ndarray, spec: SaliencySpec) -> SaliencyMaps:
     ok, sal = cv2.saliency.StaticSaliencySpectralResidual_create().computeSaliency(image[..., ::-1])
-    return _as_map(ok, sal, image)
+    return _as_maps(ok, sal, image)
 
 
-def _finegrained(image: np.ndarray, spec: SaliencySpec) -> np.ndarray:
+def _finegrained(image: np.ndarray, spec: SaliencySpec) -> SaliencyMaps:
     ok, sal = cv2.saliency.StaticSaliencyFineGrained_create().computeSaliency(image[..., ::-1].copy())
-    return _as_map(ok, sal, image)
+    return _as_maps(ok, sal, image)
 
 
-def _as_map(ok: bool, sal: np.ndarray, image: np.ndarray) -> np.ndarray:
+def _as_maps(ok: bool, sal: np.ndarray, image: np.ndarray) -> SaliencyMaps:
     if not ok or sal is None:
-        return np.zeros(image.shape[:2], np.float32)
+        sal = np.zeros(image.shape[:2], np.float32)
     sal = np.asarray(sal, np.float32)
-    return sal / 255.0 if sal.max() > 1.0 else sal
+    sal = sal / 255.0 if sal.max() > 1.0 else sal
+    return SaliencyMaps(sal, sal)
 
 
 BASELINES = {

@@ -3,9 +3,14 @@
 VOCUS2: opponent colour space (L = (R+G+B)/3, a = R-G, b = B-(R+G)/2, RGB in [0, 1]); a centre pyramid
 blurs each layer with ``sc * 2**(s/n)`` and a twin surround pyramid blurs the centre images again so that
 the surround sigma is ``ss * 2**(s/n)``; on-off = max(C - S, 0), off-on = max(S - C, 0). The maps are
-fused over scales and layers (each resized to the input size), then over the two polarities, then over
-the three channels, with the arithmetic mean, the maximum or the uniqueness weight 1/sqrt(#local maxima
-above half the map's maximum); an optional centre bias, then min-max normalisation.
+fused over scales and layers (each resized to the input size) by the arithmetic mean, VOCUS2's default
+feature fusion, then over the two polarities and the three channels by the recipe's ``fusion`` (VOCUS2's
+conspicuity fusion): the mean, the maximum or the uniqueness weight 1/sqrt(#local maxima above half the
+map's maximum); an optional centre bias, then min-max normalisation. Keeping the scale fusion a mean
+gives the six feature maps a fixed unit (opponent-colour contrast) whatever the recipe's fusion, and
+the strongest of them (``SaliencyMaps.features``) is what the "impurity present" test thresholds: an
+impurity usually differs from the product in one feature (a stone is darker, a red block redder), which
+a mean over six features would dilute.
 
 Where it runs: on the colour heightmap, not the camera image. The heightmap is the workspace only (no
 robot base, bin or table edge to attract attention), orthographic (an impurity has the same size in cells
@@ -43,12 +48,32 @@ _KERNEL3 = np.ones((3, 3), np.uint8)
 CONTRAST_EPS = 1e-5  # opponent units (1/400 of a grey level): below it a map is float noise, not contrast
 
 
+@dataclass(frozen=True)
+class SaliencyMaps:
+    """Un-normalised VOCUS2 output: the fused ``saliency`` and ``features``, the strongest of the six
+    scale-fused contrast maps (L, a, b on-off and off-on) per pixel, in opponent-colour units."""
+
+    saliency: np.ndarray
+    features: np.ndarray
+
+
 def vocus2(image_rgb: np.ndarray, spec: SaliencySpec, *, normalize: bool = True) -> np.ndarray:
     """VOCUS2 saliency map of an RGB image (uint8 or float in [0, 1]): float32, same HxW.
 
     With ``normalize`` (the default) the map is min-max normalised to [0, 1] and a uniform image gives
-    all zeros; without it the values are contrasts in opponent-colour units (0..1), which say how much
-    the most salient thing differs from its surround, not only that it differs most.
+    all zeros; without it the values are contrasts in opponent-colour units.
+    """
+    sal = vocus2_maps(image_rgb, spec).saliency
+    return normalize_map(sal) if normalize else sal
+
+
+def vocus2_maps(image_rgb: np.ndarray, spec: SaliencySpec) -> SaliencyMaps:
+    """VOCUS2's fused map and its strongest feature contrast (see ``SaliencyMaps``), un-normalised.
+
+    Scales and layers are fused by the arithmetic mean (VOCUS2's default feature fusion), polarities
+    and channels by ``spec.fusion`` (its conspicuity fusion): the feature maps then keep one unit,
+    opponent-colour contrast, whatever the recipe's fusion, and ``features`` can be compared with a
+    fixed threshold.
     """
     opp = opponent_colors(image_rgb)
     h, w = opp.shape[:2]
@@ -57,7 +82,8 @@ def vocus2(image_rgb: np.ndarray, spec: SaliencySpec, *, normalize: bool = True)
     sal = fuse(channels, spec.fusion)
     if spec.center_bias:
         sal = sal * _center_bias(h, w)
-    return normalize_map(sal) if normalize else sal.astype(np.float32)
+    features = np.maximum(on_off.max(axis=2), off_on.max(axis=2))
+    return SaliencyMaps(sal.astype(np.float32), features.astype(np.float32))
 
 
 def opponent_colors(image_rgb: np.ndarray) -> np.ndarray:
@@ -71,84 +97,41 @@ def opponent_colors(image_rgb: np.ndarray) -> np.ndarray:
 
 
 def _contrast_maps(opp: np.ndarray, spec: SaliencySpec, size: tuple[int, int]):
-    """On-off and off-on maps of every channel (HxWx3), fused over layers and scales at the input size.
+    """On-off and off-on maps (HxWx3, one plane per channel), averaged over layers and scales.
 
-    Uniqueness weights are taken on each map at its own layer size (local maxima do not depend on the
-    resampling); each layer's weighted maps are combined before one resize, coarse to fine.
+    Each layer's maps are summed at the layer's size and the sums are folded coarse to fine with one
+    resize per layer.
     """
     n = spec.scales_per_layer
     surround_extra = math.sqrt(max(spec.surround_sigma ** 2 - spec.center_sigma ** 2, 0.0))
-    layers_on, layers_off = [], []
+    sums_on, sums_off = [], []
     base = opp
     for _ in range(spec.layers):
-        if layers_on and min(base.shape[:2]) < 4:
+        if sums_on and min(base.shape[:2]) < 4:
             break
-        on_acc, off_acc = _Accumulator(spec.fusion), _Accumulator(spec.fusion)
+        on_sum = off_sum = None
         centre = base
         for s in range(n):
             factor = 2.0 ** (s / n)
             centre = _blur(base, spec.center_sigma * factor)
             diff = centre - _blur(centre, surround_extra * factor)
-            on_acc.add(np.maximum(diff, 0.0))
-            off_acc.add(np.maximum(-diff, 0.0))
-        layers_on.append(on_acc)
-        layers_off.append(off_acc)
+            on, off = np.maximum(diff, 0.0), np.maximum(-diff, 0.0)
+            on_sum = on if on_sum is None else on_sum + on
+            off_sum = off if off_sum is None else off_sum + off
+        sums_on.append(on_sum)
+        sums_off.append(off_sum)
         base = cv2.resize(centre, (max(base.shape[1] // 2, 1), max(base.shape[0] // 2, 1)),
                           interpolation=cv2.INTER_NEAREST)
-    return _fold(layers_on, spec.fusion, size), _fold(layers_off, spec.fusion, size)
+    count = float(len(sums_on) * n)
+    return _fold(sums_on, size) / count, _fold(sums_off, size) / count
 
 
-class _Accumulator:
-    """Running fusion of HxWx3 maps: weighted sum and weight per channel, or running maximum."""
-
-    def __init__(self, method: str):
-        if method not in ("mean", "max", "uniqueness"):
-            raise PerceptionError(f"unknown saliency fusion '{method}'; use mean, max or uniqueness")
-        self.method = method
-        self.value: np.ndarray | None = None
-        self.weight = np.zeros(3, np.float32)
-
-    def add(self, m: np.ndarray) -> None:
-        """Add one contrast map with its fusion weight."""
-        if self.method == "max":
-            self.value = m if self.value is None else np.maximum(self.value, m)
-            return
-        if self.method == "uniqueness":
-            weight = uniqueness_weights(m)
-            self.add_sum(cv2.multiply(m, (*weight.tolist(), 0.0)), weight)
-        else:
-            self.add_sum(m, np.ones(3, np.float32))
-
-    def add_sum(self, weighted: np.ndarray, weight: np.ndarray) -> None:
-        """Add an already weighted sum of maps and its total weight (or a maximum, for 'max')."""
-        if self.method == "max":
-            self.add(weighted)
-            return
-        self.value = weighted if self.value is None else cv2.add(self.value, weighted)
-        self.weight = self.weight + weight
-
-
-def _fold(layers: list[_Accumulator], method: str, size: tuple[int, int]) -> np.ndarray:
-    """Combine per-layer accumulators, coarsest first, resizing the running result up layer by layer."""
-    total: _Accumulator | None = None
-    for layer in reversed(layers):
-        if total is None:
-            total = layer
-            continue
-        h, w = layer.value.shape[:2]
-        merged = _Accumulator(method)
-        merged.add_sum(_resize(total.value, (w, h)), total.weight)
-        merged.add_sum(layer.value, layer.weight)
-        total = merged
-    value = _resize(total.value, size)
-    if method == "max":
-        return value.astype(np.float32)
-    return (value / np.maximum(total.weight, 1e-12)[None, None, :]).astype(np.float32)
-
-
-def uniqueness_weights(m: np.ndarray) -> np.ndarray:
-    """Per-channel uniqueness weights of an HxWx3 map (see ``uniqueness_weight``)."""
-    return np.array([uniqueness_weight(ch) for ch in cv2.split(m)], np.float32)
+def _fold(sums: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Sum per-layer maps, coarsest first, resizing the running total up one layer at a time."""
+    total = sums[-1]
+    for layer in reversed(sums[:-1]):
+        total = layer + _resize(total, (layer.shape[1], layer.shape[0]))
+    return _resize(total, size)
 
 
 def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -242,8 +225,9 @@ class Region:
     """A salient region grown from a saliency peak; ``score`` ranks regions (higher first).
 
     ``saliency`` is the normalised peak, ``contrast`` the peak over the mean saliency elsewhere,
-    ``raw_peak`` the un-normalised peak (opponent-colour units), ``novelty`` the taught appearance
-    model's score (None without one) and ``accepted`` whether attention judged it an impurity.
+    ``raw_peak`` the strongest feature contrast inside (``SaliencyMaps.features``), ``novelty`` the
+    taught appearance model's score (None without one) and ``accepted`` whether attention judged it an
+    impurity.
     """
 
     mask: np.ndarray
@@ -261,7 +245,7 @@ class Region:
 
 
 def salient_regions(saliency: np.ndarray, spec: SaliencySpec, *, cell_area: float = 1.0,
-                    grid: WorkspaceGrid | None = None, raw: np.ndarray | None = None,
+                    grid: WorkspaceGrid | None = None, features: np.ndarray | None = None,
                     allowed: np.ndarray | None = None) -> list[Region]:
     """Regions grown from saliency peaks while S >= region_threshold * peak, best first.
 
@@ -269,7 +253,7 @@ def salient_regions(saliency: np.ndarray, spec: SaliencySpec, *, cell_area: floa
     in decreasing order; a seed whose grown region touches an earlier region is a shoulder of that peak
     and is skipped. Stops at ``spec.max_regions``. ``allowed`` restricts seeds, growth and the
     "elsewhere" of ``Region.contrast`` (e.g. to object cells); ``grid`` adds metric centres and
-    ``cell_area`` (m^2) metric areas; ``raw`` is the un-normalised map whose value at the peak becomes
+    ``cell_area`` (m^2) metric areas; the highest ``features`` value inside a region becomes its
     ``Region.raw_peak``.
     """
     sal = np.asarray(saliency, np.float32)
@@ -288,7 +272,7 @@ def salient_regions(saliency: np.ndarray, spec: SaliencySpec, *, cell_area: floa
         if (mask & taken).any():
             continue
         taken |= mask
-        regions.append(_make_region(mask, (r, c), peak, raw, cell_area, grid))
+        regions.append(_make_region(mask, (r, c), peak, features, cell_area, grid))
     rest = ~taken if allowed is None else allowed & ~taken
     return [_with_contrast(reg, sal, rest) for reg in regions]
 
@@ -316,14 +300,14 @@ def grow_region(saliency: np.ndarray, seed: tuple[int, int], level: float) -> np
     return mask[1:-1, 1:-1].astype(bool)
 
 
-def _make_region(mask, peak_rc, peak, raw, cell_area, grid) -> Region:
+def _make_region(mask, peak_rc, peak, features, cell_area, grid) -> Region:
     rows, cols = np.nonzero(mask)
     center_rc = (float(rows.mean()), float(cols.mean()))
     center_xy = None
     if grid is not None:
         x, y = grid.center_of(center_rc[0], center_rc[1])
         center_xy = (float(x), float(y))
-    raw_peak = float(raw[peak_rc]) if raw is not None else 0.0
+    raw_peak = float(features[mask].max()) if features is not None else 0.0
     return Region(mask=mask, peak=peak_rc, score=peak, area_m2=float(rows.size * cell_area),
                   center_xy=center_xy, center_rc=center_rc, saliency=peak, raw_peak=raw_peak)
 
