@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import strategies as st
+
 from sorter.cell.base import Action, ActionKind
 from sorter.geometry import PUSH_LENGTH
 
@@ -35,3 +37,17 @@ def outside_reasons(action: Action, recipe) -> list[str]:
         if not (x0 - eps <= px <= x1 + eps and y0 - eps <= py <= y1 + eps):
             reasons.append(f"{action.kind} reaches ({px:.4f}, {py:.4f})")
     return reasons
+
+
+any_float = st.floats(allow_nan=True, allow_infinity=True, width=64)
+near_workspace = st.floats(min_value=-0.3, max_value=0.8, allow_nan=False)
+
+
+@st.composite
+def actions(draw):
+    """Any action at all, drawn mostly around the shipped recipes' workspace and tool heights."""
+    kind = draw(st.sampled_from([ActionKind.GRASP, ActionKind.PUSH]))
+    coord = st.one_of(near_workspace, any_float)
+    z = st.one_of(st.floats(min_value=0.0, max_value=0.15), st.floats(min_value=-0.1, max_value=0.4),
+                  any_float)
+    return Action(kind, draw(coord), draw(coord), draw(z), draw(st.one_of(st.floats(-10, 10), any_float)))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sorter.cell.base import Action, ActionKind
 from sorter.cell.safety import Refusal, SafetyEnvelope
 from sorter.recipe import load_recipe
-from tests.loop.envelope import outside_reasons
+from tests.loop.envelope import actions, outside_reasons
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -104,18 +104,6 @@ def test_a_grasp_needs_a_valid_height_map(envelope, flat):
     assert envelope.check(grasp(0.5, 0.0), flat[:10, :10]).refusal is Refusal.NO_HEIGHTMAP
     nan_map = np.full_like(flat, np.nan)
     assert envelope.check(grasp(0.5, 0.0), nan_map).refusal is Refusal.NO_HEIGHTMAP
-
-
-any_float = st.floats(allow_nan=True, allow_infinity=True, width=64)
-near_workspace = st.floats(min_value=-0.6, max_value=1.2, allow_nan=False)
-
-
-@st.composite
-def actions(draw):
-    kind = draw(st.sampled_from([ActionKind.GRASP, ActionKind.PUSH]))
-    coord = st.one_of(near_workspace, any_float)
-    z = st.one_of(st.floats(min_value=-0.1, max_value=0.4), any_float)
-    return Action(kind, draw(coord), draw(coord), draw(z), draw(st.one_of(st.floats(-10, 10), any_float)))
 
 
 @st.composite
