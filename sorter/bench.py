@@ -146,13 +146,36 @@ def bench_impurity(recipe, methods: list[str], runs: int, seed: int, models: Pat
     budget = recipe.loop.max_actions_per_batch
     results, episodes = [], []
     for case in cases:
+        seeds = buildable_seeds(cell, case, seed, runs)
         for who in contenders:
-            runs_here = [run_episode(cell, attender, who, case, seed + 2 * k, budget) for k in range(runs)]
+            runs_here = [run_episode(cell, attender, who, case, s, budget) for s in seeds]
             episodes += runs_here
             results.append(summarize(runs_here))
             if progress is not None:
                 progress(results[-1])
     return results, episodes
+
+
+def buildable_seeds(cell, case: str, first: int, runs: int) -> list[int]:
+    """The first ``runs`` odd seeds from ``first`` whose scene the simulator can build.
+
+    A scenario may fail to build for a seed (an impurity that cannot be hidden); such seeds are skipped
+    for every method alike, so all methods still meet the same scenes.
+    """
+    from sorter.cell.sim.scenarios import SceneError
+
+    seeds, s = [], first
+    while len(seeds) < runs:
+        if s > first + 2 * 10 * runs:
+            raise SorterError(f"scenario '{case}' could not be built for most seeds from {first}; check "
+                              "the recipe's sim.scenarios")
+        try:
+            cell.reset(case, s)
+            seeds.append(s)
+        except SceneError:
+            pass
+        s += 2
+    return seeds
 
 
 def markdown_table(results: list[CaseResult]) -> str:

@@ -190,6 +190,7 @@ class PushGraspAgent(Policy):
         self.sha256 = sha256
         self.exploration = exploration or Exploration()
         self.explored = False
+        self.last_greedy: tuple[int, int, int, int] | None = None
         self.name = m.name
 
     def observe(self, attention, heightmaps) -> Observation:
@@ -222,8 +223,10 @@ class PushGraspAgent(Policy):
         ok = self.allowed(obs) if allowed is None else allowed
         if not ok.any():
             raise ValueError("no valid action in the region; the crop lies outside the workspace")
+        greedy = _argmax(q, ok)
+        self.last_greedy = (greedy[0], greedy[1], obs.region.row0 + greedy[2], obs.region.col0 + greedy[3])
         explore = self.exploration.epsilon > 0 and rng.random() < self.exploration.epsilon
-        idx = self._explore(obs, heightmaps, ok, rng, attention) if explore else _argmax(q, ok)
+        idx = self._explore(obs, heightmaps, ok, rng, attention) if explore else greedy
         self.explored = explore
         kind, rot, i, j = idx
         row, col = obs.region.row0 + i, obs.region.col0 + j
@@ -302,20 +305,22 @@ def _paste(full: np.ndarray, block: np.ndarray, region: Region) -> None:
 class Learner:
     """DQN updates from prioritized replay: Huber loss at the executed pixel, a target network.
 
-    Next-state values ``max Q'(s')`` are cached per replay slot only while the target network is
-    unchanged, so every label is recomputed with the current target network when replayed.
+    Labels ``r + gamma * Q'(s', a*)`` are recomputed with the current target network every time a
+    transition is replayed. ``a*`` is the greedy valid action the online network picked when it stood in
+    ``s'`` (stored with the observation), which makes the target a Double-DQN one and costs one rotated
+    window instead of all 16; observations without a stored choice fall back to ``max Q'(s')``.
     """
 
     net: QNetwork
     envelope: SafetyEnvelope
     lr: float = LEARNING_RATE
-    batch_size: int = 4
-    target_every: int = 50
+    batch_size: int = 8
+    target_every: int = 100
     symmetric_grasps: bool = True
     steps: int = 0
     target: QNetwork = field(init=False)
     optimizer: torch.optim.SGD = field(init=False)
-    _next_cache: dict[int, float] = field(default_factory=dict, init=False)
+    _max_cache: dict[int, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.target = copy.deepcopy(self.net).eval()
@@ -327,18 +332,22 @@ class Learner:
     def step(self, replay: ReplayBuffer, rng: np.random.Generator, beta: float = 0.5) -> float:
         """One gradient step on a prioritized batch; returns the mean Huber loss."""
         batch = replay.sample(self.batch_size, rng, beta)
-        labels = torch.tensor([self._label(replay, batch, k) for k in range(len(batch.slots))])
-        pred = self._predict(replay, batch)
+        labels = torch.from_numpy(self.labels(replay, batch))
+        kinds, rots, slots = list(batch.kind), list(batch.rotation), list(batch.slots)
         weights = torch.from_numpy(batch.weights)
         if self.symmetric_grasps:
-            labels, weights = _with_mirrors(labels, weights, batch)
-        loss_each = torch.nn.functional.smooth_l1_loss(pred, labels, reduction="none")
-        loss = (loss_each * weights).mean()
+            extra = np.flatnonzero(batch.kind == GRASP)
+            kinds += [GRASP] * len(extra)
+            rots += [(int(batch.rotation[k]) + N_ROTATIONS // 2) % N_ROTATIONS for k in extra]
+            slots += [batch.slots[k] for k in extra]
+            labels, weights = torch.cat([labels, labels[extra]]), torch.cat([weights, weights[extra]])
+        pred = _q_points(self.net, replay, slots, kinds, rots, [replay.cell[s] for s in slots], self.envelope)
+        loss = (torch.nn.functional.smooth_l1_loss(pred, labels, reduction="none") * weights).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        td = (pred[: len(batch.slots)] - labels[: len(batch.slots)]).detach().numpy()
-        replay.update_priorities(batch.slots, td)
+        n = len(batch.slots)
+        replay.update_priorities(batch.slots, (pred[:n] - labels[:n]).detach().numpy())
         self.steps += 1
         if self.steps % self.target_every == 0:
             self.sync_target()
@@ -346,46 +355,52 @@ class Learner:
 
     def sync_target(self) -> None:
         self.target.load_state_dict(self.net.state_dict())
-        self._next_cache.clear()
+        self._max_cache.clear()
 
-    def _label(self, replay: ReplayBuffer, batch: Batch, k: int) -> float:
-        y = float(batch.reward[k])
-        if batch.has_next[k]:
-            y += GAMMA * self._next_value(replay, replay.next_slot(batch.slots[k]))
+    def labels(self, replay: ReplayBuffer, batch: Batch) -> np.ndarray:
+        """``r + gamma * Q'(s', a*)`` per sampled transition (``r`` alone for terminal ones)."""
+        y = batch.reward.astype(np.float32).copy()
+        nxt = [replay.next_slot(s) for s, more in zip(batch.slots, batch.has_next, strict=True) if more]
+        if not nxt:
+            return y
+        values = self._next_values(replay, nxt)
+        y[np.flatnonzero(batch.has_next)] += GAMMA * values
         return y
 
-    def _next_value(self, replay: ReplayBuffer, slot: int) -> float:
-        if slot not in self._next_cache:
+    def _next_values(self, replay: ReplayBuffer, slots: list[int]) -> np.ndarray:
+        out = np.zeros(len(slots), np.float32)
+        known = [k for k, s in enumerate(slots) if replay.greedy[s, 0] >= 0]
+        if known:
+            g = replay.greedy[[slots[k] for k in known]].astype(np.int64)
+            with torch.inference_mode():
+                q = _q_points(self.target, replay, [slots[k] for k in known], list(g[:, 0]), list(g[:, 1]),
+                              list(g[:, 2:]), self.envelope)
+            out[known] = q.numpy()
+        for k, s in enumerate(slots):
+            if replay.greedy[s, 0] < 0:
+                out[k] = self._max_value(replay, s)
+        return out
+
+    def _max_value(self, replay: ReplayBuffer, slot: int) -> float:
+        if slot not in self._max_cache:
             obs = replay.observation(slot)
             with torch.inference_mode():
                 q = q_region(self.target, scene_tensor(obs), obs.region, self.envelope.grid).numpy()
             ok = valid_actions(obs.region, self.envelope) & obs.region.inside_grid(self.envelope.grid)
-            self._next_cache[slot] = float(q[ok].max()) if ok.any() else 0.0
-        return self._next_cache[slot]
-
-    def _predict(self, replay: ReplayBuffer, batch: Batch) -> torch.Tensor:
-        """Q of the executed primitive at the executed pixel and rotation (plus grasp mirrors)."""
-        kinds, rots, slots = list(batch.kind), list(batch.rotation), list(batch.slots)
-        if self.symmetric_grasps:
-            for k in np.flatnonzero(batch.kind == GRASP):
-                kinds.append(GRASP)
-                rots.append((batch.rotation[k] + N_ROTATIONS // 2) % N_ROTATIONS)
-                slots.append(batch.slots[k])
-        obs = [replay.observation(s) for s in slots]
-        scenes = scene_tensor(obs)
-        grid = self.envelope.grid
-        centers = torch.tensor([o.region.center_norm(grid) for o in obs], dtype=torch.float32)
-        offsets = torch.stack([_cell_offset(o.region, replay.cell[s], grid) for o, s in zip(obs, slots,
-                                                                                              strict=True)])
-        angles = torch.tensor([rotation_angle(int(r)) for r in rots], dtype=torch.float32)
-        q = q_at(self.net, scenes, centers, angles, offsets, obs[0].region.window_cells())
-        return q[torch.arange(len(kinds)), torch.tensor(kinds)]
+            self._max_cache[slot] = float(q[ok].max()) if ok.any() else 0.0
+        return self._max_cache[slot]
 
 
-def _with_mirrors(labels: torch.Tensor, weights: torch.Tensor, batch: Batch):
-    """Append the labels and weights of grasps turned by 180 degrees (the same physical grasp)."""
-    extra = np.flatnonzero(batch.kind == GRASP)
-    return torch.cat([labels, labels[extra]]), torch.cat([weights, weights[extra]])
+def _q_points(net: QNetwork, replay: ReplayBuffer, slots: list[int], kinds: list[int], rots: list[int],
+              cells: list[np.ndarray], envelope: SafetyEnvelope) -> torch.Tensor:
+    """Q of primitive ``kinds[k]`` at rotation ``rots[k]`` and heightmap cell ``cells[k]`` of each slot."""
+    obs = [replay.observation(s) for s in slots]
+    grid = envelope.grid
+    centers = torch.tensor([o.region.center_norm(grid) for o in obs], dtype=torch.float32)
+    offsets = torch.stack([_cell_offset(o.region, c, grid) for o, c in zip(obs, cells, strict=True)])
+    angles = torch.tensor([rotation_angle(int(r)) for r in rots], dtype=torch.float32)
+    q = q_at(net, scene_tensor(obs), centers, angles, offsets, obs[0].region.window_cells())
+    return q[torch.arange(len(kinds)), torch.tensor([int(k) for k in kinds])]
 
 
 def _cell_offset(region: Region, cell: np.ndarray, grid: WorkspaceGrid) -> torch.Tensor:

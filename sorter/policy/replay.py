@@ -76,14 +76,17 @@ class ReplayBuffer:
         self.terminal = np.zeros(capacity, bool)
         self.linked = np.zeros(capacity, bool)
         self.priority = np.zeros(capacity, np.float32)
+        self.greedy = np.full((capacity, 4), -1, np.int32)
         self.cursor = 0
         self.size = 0
 
-    def add(self, obs: Observation, step: Step | None) -> int:
+    def add(self, obs: Observation, step: Step | None,
+            greedy: tuple[int, int, int, int] | None = None) -> int:
         """Store an observation and the action taken from it (None for a last view); returns its slot.
 
         The observation added right after a non-terminal step is that step's next state, so callers add
-        observations in the order they were seen.
+        observations in the order they were seen. ``greedy`` is the (primitive, rotation, row, col) the
+        online network rated best in this observation, used for Double-DQN targets.
         """
         slot = self.cursor
         if self.size:
@@ -93,6 +96,7 @@ class ReplayBuffer:
         self.has_action[slot] = step is not None
         self.linked[slot] = False
         self.terminal[slot] = step is not None and step.terminal
+        self.greedy[slot] = greedy if greedy is not None else (-1, -1, -1, -1)
         if step is not None:
             self.kind[slot], self.rotation[slot] = step.kind, step.rotation
             self.cell[slot] = (step.row, step.col)
@@ -139,7 +143,7 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every array plus cursor and size, for a safetensors checkpoint."""
         names = ("rgb", "height", "mask", "region", "kind", "rotation", "cell", "reward", "has_action",
-                 "terminal", "linked", "priority")
+                 "terminal", "linked", "priority", "greedy")
         out = {f"replay.{n}": getattr(self, n) for n in names}
         out["replay.cursor_size"] = np.array([self.cursor, self.size], np.int64)
         return out

@@ -57,7 +57,7 @@ class TrainSettings:
     iterations: int = 2000
     seed: int = 0  # train seeds are even; episode seeds derive from it and are even too
     lr: float = LEARNING_RATE
-    batch_size: int = 4
+    batch_size: int = 8
     updates_per_step: int = 2
     replay_capacity: int = 3000
     warmup: int = 12  # transitions stored before the first gradient step
@@ -201,7 +201,7 @@ class Trainer:
         reward, nxt, explored = self._execute(decision, view)
         terminal = self._is_terminal(nxt)
         self.replay.add(view.obs, Step(kind, decision.pixel[0], decision.pixel[1], decision.pixel[2],
-                                       reward, terminal))
+                                       reward, terminal), self.agent.last_greedy)
         self._count(kind, reward)
         self.view = nxt
         loss = self._learn()

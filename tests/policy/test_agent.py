@@ -132,3 +132,26 @@ def test_known_answer_single_brick_is_learned():
         agent.exploration.epsilon = max(0.1, 0.5 * (1 - it / 120))
     greedy = PushGraspAgent(net.eval(), METHODS["ours"], ENVELOPE)
     assert _greedy_success(greedy, 1, 20) >= 0.8
+
+
+def test_labels_use_the_target_network_at_the_stored_greedy_action():
+    """r + 0.5 Q'(s', a*) with a* stored with s'; without a stored a*, r + 0.5 max Q'(s')."""
+    torch.manual_seed(5)
+    net = QNetwork().eval()
+    learner = Learner(net, ENVELOPE)
+    hm = _clutter(np.random.default_rng(2))
+    region = Region(40, 50, CROP_CELLS)
+    obs = observe(hm, region, hm.height > 0.03)
+    agent = PushGraspAgent(net, METHODS["ours"], ENVELOPE)
+    q = agent.q_values(obs)
+    ok = agent.allowed(obs)
+    replay = ReplayBuffer(8, (GRID.cells // 2, GRID.cells // 2))
+    replay.add(obs, Step(0, 2, 100, 100, reward=0.5, terminal=False))
+    replay.add(obs, Step(GRASP, 3, 90, 95, reward=1.0, terminal=True), greedy=(GRASP, 3, 90, 95))
+    batch = replay.sample(2, np.random.default_rng(0))
+    labels = dict(zip(batch.slots, learner.labels(replay, batch), strict=True))
+    assert labels[0] == pytest.approx(0.5 + 0.5 * q[GRASP, 3, 90 - 40, 95 - 50], abs=1e-4)
+    assert labels[1] == pytest.approx(1.0)
+    replay.greedy[1] = -1
+    labels = dict(zip(batch.slots, learner.labels(replay, batch), strict=True))
+    assert labels[0] == pytest.approx(0.5 + 0.5 * q[ok].max(), abs=1e-4)
