@@ -23,6 +23,7 @@ from sorter.recipe import Recipe
 if TYPE_CHECKING:
     from sorter.cell.sim.cell import SimCell
 
+POSE_EPS = 1e-7  # m (and rotation-matrix units) a geom must move to be cast again
 MAX_RANGE = 3.0  # m, beyond this no depth (D435 ideal range ends near 3 m)
 DEPTH_UNIT = 0.001  # m per depth count (D435 default depth scale)
 EDGE_JUMP = 0.006  # m between neighbouring pixels that makes a depth edge
@@ -108,6 +109,7 @@ class RayCaster:
         self._object_lut = np.append(scene.geom_object, 0).astype(np.int32)
         self._movers = np.array(sorted(scene.gripper_geoms) + list(np.flatnonzero(scene.geom_object)),
                                 dtype=np.int64)
+        self._last: tuple | None = None
 
     def object_ids(self, geom: np.ndarray) -> np.ndarray:
         """Object id per hit (0 for scenery, gripper or no hit)."""
@@ -117,21 +119,27 @@ class RayCaster:
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return _cast(self.scene, self.origin, self.dirs, idx, groups, with_static)
 
-    def pixels_covering(self, geoms: np.ndarray, inflate: float = 1.0) -> np.ndarray:
-        """Indices of pixels whose rays may hit any of ``geoms`` (bounding spheres, radius x inflate)."""
+    def pixels_covering(self, geoms: np.ndarray, inflate: float = 1.0,
+                        poses: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Indices of pixels whose rays may hit any of ``geoms`` (their boxes scaled by ``inflate``),
+        at the current poses or at ``poses`` (geom positions, rotation matrices)."""
         h, w = self.intr.height, self.intr.width
         mask = np.zeros((h, w), bool)
-        for u0, v0, u1, v1 in self._rectangles(geoms, inflate):
+        for u0, v0, u1, v1 in self._rectangles(geoms, inflate, poses):
             mask[v0:v1, u0:u1] = True
         return np.flatnonzero(mask.ravel())
 
-    def _rectangles(self, geoms: np.ndarray, inflate: float = 1.0) -> list[tuple[int, int, int, int]]:
+    def _rectangles(self, geoms: np.ndarray, inflate: float,
+                    poses: tuple[np.ndarray, np.ndarray] | None) -> list[tuple[int, int, int, int]]:
+        """Image rectangles bounding the projected bounding boxes of ``geoms``."""
         if len(geoms) == 0:
             return []
-        d, m, intr = self.scene.data, self.scene.model, self.intr
-        centers = (d.geom_xpos[geoms] - self.origin) @ self.pose.rotation
-        r = m.geom_rbound[geoms][:, None] * inflate
-        corners = centers[:, None, :] + r[:, :, None] * _CUBE[None, :, :]
+        m, intr = self.scene.model, self.intr
+        pos, mat = poses if poses is not None else self.geom_poses(geoms)
+        box = m.geom_aabb[geoms]
+        local = box[:, None, :3] + box[:, None, 3:] * inflate * _CUBE[None, :, :]
+        world = pos[:, None, :] + np.einsum("gij,gkj->gki", mat, local)
+        corners = (world - self.origin) @ self.pose.rotation
         z = corners[..., 2]
         ahead = np.all(z > 1e-3, axis=1)
         zs = np.where(ahead[:, None], z, 1.0)
@@ -149,15 +157,35 @@ class RayCaster:
                 out.append((u0, v0, u1, v1))
         return out
 
+    def geom_poses(self, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = self.scene.data
+        return d.geom_xpos[geoms].copy(), d.geom_xmat[geoms].reshape(-1, 3, 3).copy()
+
     def hits(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Noise-free geom id, distance and normal for every pixel of the current state."""
-        geom, dist, normal = self.bg.geom.copy(), self.bg.dist.copy(), self.bg.normal.copy()
-        idx = self.pixels_covering(self._movers)
+        """Noise-free geom id, distance and normal for every pixel of the current state.
+
+        Only the pixels where a moving geom was or is since the previous call are cast again: the rays
+        elsewhere meet exactly what they met before.
+        """
+        poses = self.geom_poses(self._movers)
+        if self._last is None:
+            geom, dist, normal = self.bg.geom.copy(), self.bg.dist.copy(), self.bg.normal.copy()
+            idx = self.pixels_covering(self._movers, poses=poses)
+        else:
+            geom, dist, normal, before = self._last
+            moved = np.flatnonzero(np.any(np.abs(poses[0] - before[0]) > POSE_EPS, axis=1)
+                                   | np.any(np.abs(poses[1] - before[1]) > POSE_EPS, axis=(1, 2)))
+            geom, dist, normal = geom.copy(), dist.copy(), normal.copy()
+            old = self.pixels_covering(self._movers[moved], poses=(before[0][moved], before[1][moved]))
+            new = self.pixels_covering(self._movers[moved], poses=(poses[0][moved], poses[1][moved]))
+            idx = np.union1d(old, new)
+            geom[idx], dist[idx], normal[idx] = self.bg.geom[idx], self.bg.dist[idx], self.bg.normal[idx]
         g, dd, nn = self.cast(idx, _groups(GROUP_GRIPPER, GROUP_OBJECT), False)
         closer = (dd >= 0) & ((dist[idx] < 0) | (dd < dist[idx]))
         sel = idx[closer]
         geom[sel], dist[sel], normal[sel] = g[closer], dd[closer], nn[closer]
-        return geom, dist, normal
+        self._last = (geom, dist, normal, poses)
+        return geom.copy(), dist.copy(), normal.copy()
 
     def hits_at(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Noise-free geom id and distance of the pixels ``idx`` only."""

@@ -103,10 +103,8 @@ class SimRobot(Robot):
             run.stop_fraction = 0.5
         self._status = RobotStatus.MOVING
         try:
-            if action.kind == ActionKind.GRASP:
-                outcome = self._grasp(action, run)
-            else:
-                outcome = self._push(action, run)
+            grasp = action.kind == ActionKind.GRASP
+            outcome = self._grasp(action, run) if grasp else self._push(action, run)
         except ProtectiveStop:
             self._status = RobotStatus.PROTECTIVE_STOP
             self._cell.advance(run.duration)

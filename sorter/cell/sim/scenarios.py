@@ -39,6 +39,7 @@ COVER_SETTLE = 0.5  # s of physics after each covering item
 COVER_VIEW = 4.0  # bounding-sphere radii around a hidden impurity that its cover check looks at
 PARKING_DISTANCE = 1.0  # m outside the workspace where objects wait to be placed
 INVISIBLE_ATTEMPTS = 12
+IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
 HARD_ATTEMPTS = 8
 HARD_MIN_VISIBLE = 60  # pixels an object must show to count as the (occluded but findable) target
 HARD_SUBSET = 10  # most crowded objects whose occlusion decides 30-hard
@@ -211,7 +212,7 @@ def build_invisible(cell: SimCell, counts: Counts, rng: np.random.Generator) -> 
             placements += _heap_over(imp, ring, roof, c, table, rng)
         reserve, decoys = pool[:COVER_RESERVE], pool[COVER_RESERVE:]
         placements += _loose_heap(decoys, centres[-1], table, placements, rng)
-        placements += [Placement(o, _parking(cell, k, o), np.array([1.0, 0, 0, 0])) for k, o in enumerate(reserve)]
+        placements += [Placement(o, _parking(cell, k, o), IDENTITY) for k, o in enumerate(reserve)]
         cell.load(placements)
         cell.settle()
         left = _cover(cell, [o.id for o in impurities], reserve, rng)
@@ -222,7 +223,8 @@ def build_invisible(cell: SimCell, counts: Counts, rng: np.random.Generator) -> 
         if all(visible.get(o.id, 0) == 0 for o in impurities):
             return
     raise SceneError(f"could not hide the impurities of '{cell.recipe.product.name}' under "
-                     f"{counts.items} items in {INVISIBLE_ATTEMPTS} attempts; add items to sim.scenarios.invisible")
+                     f"{counts.items} items in {INVISIBLE_ATTEMPTS} attempts; "
+                     "add items to sim.scenarios.invisible")
 
 
 def _area(obj: SimObject) -> float:

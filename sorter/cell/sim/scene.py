@@ -26,16 +26,17 @@ TIMESTEP = 0.002  # s; MuJoCo's default, stable for 2 cm objects squeezed at up 
 SOLVER_ITERATIONS = 30
 LS_ITERATIONS = 8
 IMPRATIO = 1.0  # higher values make friction stiffer than the stable limit at TIMESTEP and grasps explode
+NOSLIP_ITERATIONS = 2  # no soft-friction creep: lumps stay in the jaws, heaps keep their slopes
 SLEEP_TOLERANCE = 0.002  # m/s (rad/s); settled objects sleep and cost nothing until touched
 WAKE_SPEED = 1e-4  # m/s given to a teleported object so a sleeping one wakes up (mj_wake)
-ROLLING_DAMPING = 3.0  # 1/s, angular damping relative to inertia: rolling and spinning resistance of real produce
+ROLLING_DAMPING = 3.0  # 1/s, angular damping over rolling inertia: rolling resistance of real produce
 
 TABLE_MARGIN = 0.30  # m of table around the workspace
 TABLE_THICKNESS = 0.04
 FLOOR_BELOW_TABLE = 0.75  # m, the shop floor under the table
 BIN_DEPTH = 0.12
 BIN_WALL = 0.012  # thick enough that nothing dropped from the release height tunnels through
-BIN_FLOOR = 0.04
+BIN_FLOOR = 0.06
 FENCE_THICKNESS = 0.006
 
 PAD_FRICTION = 1.0  # rubber finger pads
@@ -47,6 +48,7 @@ PALM_HEIGHT = 0.03
 PALM_MASS = 1.0
 FINGER_MASS = 0.05
 FINGER_ARMATURE = 0.5  # kg, reflected inertia of the jaw drive along its slide
+OBJECT_SOLREF = (0.006, 1.0)  # s: objects falling 0.2 m into the bin sink < 1 cm instead of 4 cm
 STIFF_SOLREF = (0.004, 1.0)  # stiffest stable contact at TIMESTEP: pads squeeze light objects hard
 PAD_SOLIMP = (0.95, 0.99, 0.001, 0.5, 2.0)
 FINGER_SPEED = 0.25  # m/s closing speed of each physics finger (force / damping)
@@ -104,7 +106,8 @@ class SceneModel:
         self.finger_geoms = {m.geom(n).id for n in ("pad_l", "pad_r")}
         self.gripper_geoms = {g for g in range(m.ngeom) if m.geom_group[g] == GROUP_GRIPPER}
         self.gripper_body = m.body("gripper").id
-        self.static_geoms = {g for g in range(m.ngeom) if m.geom_bodyid[g] == 0 and m.geom_group[g] == GROUP_STATIC}
+        self.static_geoms = {g for g in range(m.ngeom)
+                             if m.geom_bodyid[g] == 0 and m.geom_group[g] == GROUP_STATIC}
 
     def _tune_dofs(self) -> None:
         """Angular damping scaled to each object's rolling inertia: rolling resistance without condim 6."""
@@ -195,6 +198,7 @@ def _set_options(spec: mujoco.MjSpec) -> None:
     opt.iterations = SOLVER_ITERATIONS
     opt.ls_iterations = LS_ITERATIONS
     opt.impratio = IMPRATIO
+    opt.noslip_iterations = NOSLIP_ITERATIONS
     opt.sleep_tolerance = SLEEP_TOLERANCE
     opt.enableflags |= mujoco.mjtEnableBit.mjENBL_SLEEP
     spec.compiler.autolimits = True
@@ -233,7 +237,8 @@ def _add_table(spec: mujoco.MjSpec, recipe: Recipe) -> None:
         spec.worldbody.add_geom(
             name=f"table{i}", type=mujoco.mjtGeom.mjGEOM_BOX, group=GROUP_STATIC, rgba=color,
             size=[(x1 - x0) / 2, (y1 - y0) / 2, TABLE_THICKNESS / 2],
-            pos=[(x0 + x1) / 2, (y0 + y1) / 2, z - TABLE_THICKNESS / 2], friction=[TABLE_FRICTION, 0.005, 1e-4])
+            pos=[(x0 + x1) / 2, (y0 + y1) / 2, z - TABLE_THICKNESS / 2],
+            friction=[TABLE_FRICTION, 0.005, 1e-4])
     spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, group=GROUP_STATIC,
                             size=[3, 3, 0.1], pos=[0.5, 0, z - FLOOR_BELOW_TABLE], rgba=rgba(COLOR_FLOOR))
 
@@ -258,7 +263,8 @@ def _add_corral(spec: mujoco.MjSpec, corral: Corral, table_z: float) -> None:
     for k in range(corral.panels):
         a = 2 * np.pi * k / corral.panels
         r = corral.radius + FENCE_THICKNESS / 2
-        pos = [corral.center[0] + r * np.cos(a), corral.center[1] + r * np.sin(a), table_z + corral.height / 2]
+        pos = [corral.center[0] + r * np.cos(a), corral.center[1] + r * np.sin(a),
+               table_z + corral.height / 2]
         spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, group=GROUP_PROBE + 1, pos=pos,
                                 size=[FENCE_THICKNESS / 2, half, corral.height / 2],
                                 quat=[np.cos(a / 2), 0, 0, np.sin(a / 2)])
@@ -285,7 +291,8 @@ def _add_gripper(spec: mujoco.MjSpec, recipe: Recipe) -> None:
                          range=[0.0, gr.max_opening / 2], damping=gr.force / FINGER_SPEED,
                          armature=FINGER_ARMATURE, solref_limit=list(STIFF_SOLREF))
         finger.add_geom(name=f"pad_{side}", type=mujoco.mjtGeom.mjGEOM_BOX, group=GROUP_GRIPPER,
-                        mass=FINGER_MASS, condim=PAD_CONDIM, friction=[PAD_FRICTION, PAD_TORSION, PAD_ROLLING], priority=1,
+                        mass=FINGER_MASS, condim=PAD_CONDIM, priority=1,
+                        friction=[PAD_FRICTION, PAD_TORSION, PAD_ROLLING],
                         solref=list(STIFF_SOLREF), solimp=list(PAD_SOLIMP),
                         size=[gr.pad_thickness / 2, gr.pad_width / 2, gr.finger_length / 2],
                         pos=[sign * gr.pad_thickness / 2, 0, gr.finger_length / 2], rgba=rgba(COLOR_GRIPPER))
@@ -314,7 +321,7 @@ def _add_object(spec: mujoco.MjSpec, obj: SimObject) -> None:
     body = spec.worldbody.add_body(name=f"obj{obj.id}")
     body.add_freejoint(name=f"obj{obj.id}")
     geom = body.add_geom(name=f"obj{obj.id}", group=GROUP_OBJECT, mass=obj.mass, rgba=rgba(obj.color),
-                         friction=[obj.friction, 0.005, 1e-4], condim=3)
+                         friction=[obj.friction, 0.005, 1e-4], condim=3, solref=list(OBJECT_SOLREF))
     if obj.shape == "mesh":
         spec.add_mesh(name=f"mesh{obj.id}", uservert=np.asarray(obj.mesh_vertices, float).ravel().tolist())
         geom.type = mujoco.mjtGeom.mjGEOM_MESH

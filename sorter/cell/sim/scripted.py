@@ -79,6 +79,7 @@ def isolated_scene(cell: SimCell, spec: ObjectSpec, is_impurity: bool, rng: np.r
     obj = sample_object(spec, 1, is_impurity, rng)
     quat, size = flat_pose(obj, rng.uniform(0, 2 * math.pi))
     x0, y0, x1, y1 = drop_region(cell.recipe)
-    pos = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1), cell.recipe.workspace.table_z + size[2] / 2 + 0.001])
+    table = cell.recipe.workspace.table_z
+    pos = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1), table + size[2] / 2 + 0.001])
     cell.set_scene([Placement(obj, pos, quat)], f"isolated-{spec.name}")
     return obj.id
