@@ -47,15 +47,19 @@ class Cell:
         self.close()
 
 
-def open_cell(recipe, seed: int = 1) -> Cell:
-    """Connect the recipe's cell; the simulated one starts from an empty table seeded with ``seed``."""
+def open_cell(recipe, seed: int = 1, *, dry_run: bool = False, camera_devices=None) -> Cell:
+    """Connect the recipe's cell; the simulated one is seeded with ``seed``.
+
+    ``dry_run`` connects a real robot read-only (status, never motion). ``camera_devices`` returns the
+    pyrealsense2 devices to choose from (default: the SDK's); a software device or a recording can stand in.
+    """
     sim_camera, sim_robot = recipe.camera.kind == "sim", recipe.robot.kind == "sim"
     if sim_camera != sim_robot:
         raise SorterError(f"the recipe mixes a {recipe.camera.kind} camera with a {recipe.robot.kind} robot; "
                           "use 'sim' for both (rehearsal) or real devices for both")
     if sim_camera:
         return _open_sim(recipe, seed)
-    return _open_hardware(recipe)
+    return _open_hardware(recipe, dry_run, camera_devices)
 
 
 def _open_sim(recipe, seed: int) -> Cell:
@@ -68,13 +72,14 @@ def _open_sim(recipe, seed: int) -> Cell:
     return cell
 
 
-def _open_hardware(recipe) -> Cell:
+def _open_hardware(recipe, dry_run: bool, camera_devices) -> Cell:
     from sorter.cell.hand_eye_store import load_camera_pose
     from sorter.cell.realsense import RealSenseCamera
     from sorter.cell.ur import URRobot
 
     pose = load_camera_pose(recipe)
-    cell = Cell(RealSenseCamera(recipe.camera), URRobot(recipe), pose, None)
+    camera = RealSenseCamera(recipe.camera, devices=camera_devices)
+    cell = Cell(camera, URRobot(recipe, motion_enabled=not dry_run), pose, None)
     _connect(cell)
     return cell
 

@@ -103,7 +103,7 @@ def run_command(args: argparse.Namespace) -> int:
                           model_sha256=model_sha256(recipe), frames=False)
     print(f"{recipe.product.name}: policy {policy.name}, {'simulated' if recipe.is_simulated else 'real'} "
           f"cell{', DRY RUN (nothing moves)' if args.dry_run else ''}; {attender.note}", file=sys.stderr)
-    with RunLog(args.db) as runlog, open_cell(recipe, seed=args.seed) as cell:
+    with RunLog(args.db) as runlog, open_cell(recipe, seed=args.seed, dry_run=args.dry_run) as cell:
         loop = PickLoop(recipe, cell, policy, attender, runlog, np.random.default_rng(args.seed), limits,
                         options)
         _drive(loop, dry_run=args.dry_run)
