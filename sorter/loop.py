@@ -673,7 +673,7 @@ class PickLoop:
         with self._lock:
             self._alarms[alarm.id] = alarm
         self._publish(AlarmRaised(alarm))
-        log.warning("alarm %s: %s", code, message)
+        log.info("alarm %s: %s", code, message)
         if needs_ack:
             self._blocking = alarm
             target = LoopState.PAUSED if code in PAUSING_ALARMS else LoopState.FAULTED

@@ -27,6 +27,7 @@ PUSH_HEIGHT = 0.012  # m above the table: pads meet items low, below their centr
 FREE_HEIGHT = 0.008  # m; a cell lower than this counts as free table for a finger to descend on
 SINGULATION_GAP = 0.006  # m between the target's edge and the closed fingers at a singulation push start
 NEIGHBOUR_RADIUS = 0.08  # m; objects this close to the target steer the singulation push away
+EDGE_EPS = 1e-6  # m; keeps a footprint clamped onto the workspace edge inside despite rounding
 
 
 @dataclass(frozen=True)
@@ -67,28 +68,55 @@ class HeuristicPolicy(Policy):
                         pixel=(c.rotation, int(row), int(col)))
 
     def _grasp(self, mask: np.ndarray, height: np.ndarray) -> _Candidate | None:
-        """The clear-landing jaw orientation closest to the target's narrow axis, or None."""
+        """The clear-landing jaw orientation closest to the target's narrow axis, or None.
+
+        The jaws straddle the target's middle; near the workspace border they shift inwards as far as the
+        open jaws still enclose the target and the pads still meet its central half."""
         xs, ys = self._x[mask], self._y[mask]
-        cx, cy = float(xs.mean()), float(ys.mean())
         top = float(height[mask].max())
         z = self.grid.table_z + max(top * GRASP_DEPTH_FRACTION, top - self.envelope.gripper.finger_length)
+        opening = self.envelope.gripper.max_opening - JAW_FIT_MARGIN
+        pad_limit = z - self.grid.table_z + PAD_CLEARANCE
         best = None
         for k in range(N_ROTATIONS // 2):
             angle = rotation_angle(k)
             u = np.array([math.cos(angle), math.sin(angle)])
-            extent = float(np.ptp(xs * u[0] + ys * u[1])) + self.grid.cell_size
-            if extent > self.envelope.gripper.max_opening - JAW_FIT_MARGIN:
+            v = np.array([-u[1], u[0]])
+            pu, pv = xs * u[0] + ys * u[1], xs * v[0] + ys * v[1]
+            extent = float(np.ptp(pu)) + self.grid.cell_size
+            if extent > opening:
                 continue
-            action = Action(ActionKind.GRASP, cx, cy, z, angle)
+            mid = (pu.min() + pu.max()) / 2 * u + (pv.min() + pv.max()) / 2 * v
+            width = float(np.ptp(pv)) + self.grid.cell_size
+            placed = self._place_inside(mid, u, v, (opening - extent) / 2, width / 4)
+            if placed is None:
+                continue
+            action = Action(ActionKind.GRASP, placed[0], placed[1], z, angle)
             if not self.envelope.contains(action):
                 continue
-            pad_top = self._pads_height(cx, cy, u, mask, height)
-            if pad_top > z - self.grid.table_z + PAD_CLEARANCE:
+            if self._pads_height(placed[0], placed[1], u, mask, height) > pad_limit:
                 continue
-            score = 1.0 - extent / self.envelope.gripper.max_opening
+            shift = float(np.hypot(*(placed - mid)))
+            score = 1.0 - (extent + shift) / self.envelope.gripper.max_opening
             if best is None or score > best.score:
                 best = _Candidate(action, score, k)
         return best
+
+    def _place_inside(self, centre: np.ndarray, u: np.ndarray, v: np.ndarray, slack_u: float,
+                      slack_v: float) -> np.ndarray | None:
+        """The nearest jaw centre whose open footprint lies inside the workspace, within the slacks."""
+        a, b = self.envelope.gripper.grasp_half_extents()
+        half = np.array([a * abs(u[0]) + b * abs(v[0]), a * abs(u[1]) + b * abs(v[1])]) + EDGE_EPS
+        g = self.grid
+        lo = np.array([g.x_min, g.y_min]) + half
+        hi = np.array([g.x_max, g.y_max]) - half
+        if np.any(lo > hi):
+            return None
+        placed = np.clip(centre, lo, hi)
+        shift = placed - centre
+        if abs(shift @ u) > slack_u + EDGE_EPS or abs(shift @ v) > slack_v + EDGE_EPS:
+            return None
+        return placed
 
     def _pads_height(self, cx: float, cy: float, u: np.ndarray, mask: np.ndarray,
                      height: np.ndarray) -> float:
