@@ -517,6 +517,10 @@ class PickLoop:
 
     def _begin(self) -> None:
         r = self.recipe
+        if (self.cell.sim is None and r.loop.next_batch.signal == "digital-input"
+                and not hasattr(self.cell.robot, "digital_input")):
+            raise LoopError("the recipe waits for a digital input between batches (loop.next_batch.signal) "
+                            "but this robot adapter cannot read inputs; use 'operator' or 'timer'")
         info = RunInfo(
             recipe_name=r.product.name, recipe_path=str(r.path or ""), recipe_sha256=r.sha256,
             policy=getattr(self.policy, "name", type(self.policy).__name__),
@@ -535,11 +539,11 @@ class PickLoop:
             if reason:
                 return reason
             if self._batch is None:
-                reason = self._start_batch()
+                reason = self._guarded(self._start_batch)
                 if reason:
                     return reason
                 continue
-            self._guarded_cycle()
+            self._guarded(self._cycle)
 
     def _between_cycles(self) -> str:
         """Apply queued commands, hold while paused or faulted, check the limits; a reason ends the run."""
@@ -765,16 +769,18 @@ class PickLoop:
 
     # ------------------------------------------------------------------ one cycle
 
-    def _guarded_cycle(self) -> None:
+    def _guarded(self, step: Callable[[], str | None]) -> str:
+        """Run a cycle or a batch change; a fault becomes an alarm instead of ending the thread."""
         try:
-            self._cycle()
+            return step() or ""
         except _Fault as fault:
             self._alarm(fault.code, fault.message)
         except SorterError as exc:
             self._alarm(AlarmCode.INTERNAL_ERROR, str(exc))
         except Exception as exc:
-            log.exception("unexpected error in a cycle")
+            log.exception("unexpected error in the pick loop")
             self._alarm(AlarmCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        return ""
 
     def _cycle(self) -> None:
         timer = _Timer()

@@ -5,6 +5,7 @@ its safety verdict, and never sends a single motion command."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import numpy as np
 import pytest
@@ -14,12 +15,12 @@ from sorter.cell import ur
 from sorter.cell.factory import open_cell
 from sorter.cell.hand_eye_store import HandEyeCalibration, save_calibration
 from sorter.geometry import Pose
-from sorter.loop import LoopOptions, RunLimits
+from sorter.loop import BatchEnded, BatchStarted, CycleDone, LoopOptions, RunLimits
 from sorter.recipe import load_recipe
 from tests.hardware.fake_grippers import RobotiqURCapServer
 from tests.hardware.fake_ur_rtde import Controller, install
 from tests.hardware.rs_software import SoftwareCamera
-from tests.loop.conftest import RECIPES, make_loop
+from tests.loop.conftest import RECIPES, make_loop, wait_for
 
 SERIAL = "841612070098"
 CAMERA_HEIGHT = 0.70  # m above the table, looking straight down at the workspace centre
@@ -51,7 +52,25 @@ def paint_scene(camera: SoftwareCamera, centre_xy, pose: Pose) -> None:
 
 @pytest.fixture
 def hardware_recipe(tmp_path):
+    yield from _hardware_recipe(tmp_path, {})
+
+
+@pytest.fixture
+def operator_line_recipe(tmp_path):
+    yield from _hardware_recipe(tmp_path, {"next_batch": {"signal": "operator"}})
+
+
+@pytest.fixture
+def controller(monkeypatch):
+    c = Controller()
+    install(monkeypatch, c)
+    monkeypatch.setattr(ur, "UNLOCK_DELAY", 0.0)
+    return c
+
+
+def _hardware_recipe(tmp_path, loop_spec: dict):
     data = yaml.safe_load((RECIPES / "toy-blocks.yaml").read_text())
+    data["loop"] = loop_spec
     urcap = RobotiqURCapServer()
     urcap.__enter__()
     centre = (sum(data["workspace"]["bounds"]["x"]) / 2, sum(data["workspace"]["bounds"]["y"]) / 2)
@@ -69,11 +88,8 @@ def hardware_recipe(tmp_path):
 
 
 def test_dry_run_on_the_real_cell_path_decides_and_never_moves(hardware_recipe, attender, runlog,
-                                                              monkeypatch):
+                                                              controller):
     recipe, centre, pose = hardware_recipe
-    controller = Controller()
-    install(monkeypatch, controller)
-    monkeypatch.setattr(ur, "UNLOCK_DELAY", 0.0)
     camera = SoftwareCamera(serial=SERIAL)
     paint_scene(camera, centre, pose)
     camera.start()
@@ -99,3 +115,41 @@ def test_dry_run_on_the_real_cell_path_decides_and_never_moves(hardware_recipe, 
     assert controller.moves == []
     info = runlog.run(loop.run_id)
     assert info.cell == "hardware" and info.dry_run
+
+
+def test_a_real_line_waits_for_the_operator_between_batches(operator_line_recipe, attender, runlog,
+                                                            controller):
+    """An empty table is clean at once; batch 2 starts only when the operator presses next batch."""
+    recipe, _, _ = operator_line_recipe
+    camera = SoftwareCamera(serial=SERIAL)
+    camera.depth[:] = round(CAMERA_HEIGHT / camera.depth_units)
+    camera.color[:] = (70, 72, 78)
+    camera.start()
+    seen = []
+    try:
+        with open_cell(recipe, dry_run=True, camera_devices=camera.devices) as cell:
+            loop = make_loop(recipe, cell, attender, runlog, limits=RunLimits(max_cycles=4),
+                             options=LoopOptions(dry_run=True, frames=False))
+            events = loop.subscribe()
+            loop.start()
+            wait_for(events, lambda e: isinstance(e, BatchEnded), seen)
+            waiting = [e for e in seen + _settle(events) if isinstance(e, BatchStarted | CycleDone)]
+            loop.next_batch()
+            second = wait_for(events, lambda e: isinstance(e, BatchStarted), seen)
+            loop.stop("test over")
+            assert loop.join(timeout=60)
+    finally:
+        camera.stop()
+    assert [e.batch.number for e in waiting if isinstance(e, BatchStarted)] == [1]
+    assert [e.record.batch for e in waiting if isinstance(e, CycleDone)] == [1]
+    assert second.batch.number == 2 and controller.moves == []
+
+
+def _settle(events) -> list:
+    """Events arriving in the next half second: long enough for several cycles had the loop not waited."""
+    out, deadline = [], time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        e = events.get(timeout=0.05)
+        if e is not None:
+            out.append(e)
+    return out
