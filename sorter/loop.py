@@ -62,6 +62,8 @@ from sorter.runlog import AlarmRecord, BatchRecord, CycleRecord, RunInfo, RunLog
 
 log = logging.getLogger(__name__)
 
+RECENT_CYCLES = 500  # cycle records kept in memory for observers; the run log keeps every one
+
 
 class LoopState(enum.StrEnum):
     IDLE = "idle"
@@ -416,8 +418,8 @@ class PickLoop:
         self._commands: queue.Queue = queue.Queue()
         self._subscribers: list[Subscription] = []
         self._thread: threading.Thread | None = None
-        self._records: list[CycleRecord] = []
-        self._batches: list[BatchRecord] = []
+        self._recent: collections.deque[CycleRecord] = collections.deque(maxlen=RECENT_CYCLES)
+        self._batch_count = 0
         self._alarms: dict[int, AlarmRecord] = {}
         self._blocking: AlarmRecord | None = None
         self._operator_pause = False
@@ -486,9 +488,10 @@ class PickLoop:
             return list(self._alarms.values())
 
     @property
-    def records(self) -> list[CycleRecord]:
+    def recent_cycles(self) -> list[CycleRecord]:
+        """The last cycles of this run (the run log holds them all)."""
         with self._lock:
-            return list(self._records)
+            return list(self._recent)
 
     # ------------------------------------------------------------------ running
 
@@ -503,14 +506,11 @@ class PickLoop:
         with self._lock:
             if self._state is not LoopState.IDLE:
                 raise LoopError(f"the loop can run only once, from idle (it is {self._state})")
-        self._begin()
-        reason = "completed"
         try:
+            self._begin()
             reason = self._main()
         except BaseException as exc:
-            reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, KeyboardInterrupt) else \
-                "interrupted"
-            self._finish(reason)
+            self._finish(_ended_by(exc))
             raise
         self._finish(reason)
         return self.result
@@ -640,7 +640,7 @@ class PickLoop:
             if self.state is not LoopState.STOPPING:
                 self._transition(LoopState.STOPPING, reason)
             self._end_batch("run ended")
-            metrics = summarize(self._records, self._batches)
+            metrics = summarize(self.runlog.cycles(self.run_id), self.runlog.batches(self.run_id))
             self.runlog.end_run(self.run_id, reason, _summary_dict(metrics))
             self.result = RunResult(self.run_id, reason, LoopState.STOPPED, metrics, self._last_fault())
             self._transition(LoopState.STOPPED, reason)
@@ -694,7 +694,7 @@ class PickLoop:
 
     def progress(self) -> Progress:
         c = self._counters
-        return Progress(self.state, self._batch.record.number if self._batch else len(self._batches),
+        return Progress(self.state, self._batch.record.number if self._batch else self._batch_count,
                         c.cycles, c.actions, c.picks, c.held / c.grasps if c.grasps else None,
                         c.picks * 3600.0 / c.seconds if c.seconds > 0 else None,
                         self._cell_clock() - self._t0)
@@ -703,7 +703,7 @@ class PickLoop:
 
     def _start_batch(self) -> str:
         """Bring in the next batch (the feeder on the sim, the line's signal on a real cell)."""
-        number = len(self._batches) + 1
+        number = self._batch_count + 1
         if self.cell.sim is not None:
             self.cell.next_sim_batch(self.rng)
         elif number > 1:
@@ -714,8 +714,7 @@ class PickLoop:
         record = BatchRecord(number, time.time(), impurities_at_start=impurities, items_at_start=items)
         self.runlog.start_batch(self.run_id, record)
         self._batch = _Batch(record)
-        with self._lock:
-            self._batches.append(record)
+        self._batch_count = number
         self._failures.clear()
         self._publish(BatchStarted(record))
         return ""
@@ -754,8 +753,6 @@ class PickLoop:
         self.runlog.end_batch(self.run_id, number, reason, left)
         record = dataclasses.replace(self._batch.record, ended_at=time.time(), end_reason=reason,
                                      impurities_left=left)
-        with self._lock:
-            self._batches[-1] = record
         self._batch = None
         self._publish(BatchEnded(record))
 
@@ -960,7 +957,7 @@ class PickLoop:
             c.picks += record.delivered and record.action_kind == ActionKind.GRASP
         c.seconds += record.motion_s + (record.ms_perception + record.ms_decision) / 1000.0
         with self._lock:
-            self._records.append(record)
+            self._recent.append(record)
         self._publish(CycleDone(record, self.progress()))
         return record
 
@@ -1024,6 +1021,10 @@ def _num(obj: object, name: str) -> float | None:
         return None
     value = float(getattr(obj, name))
     return value if math.isfinite(value) else None
+
+
+def _ended_by(exc: BaseException) -> str:
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
 
 
 def _summary_dict(metrics: RunMetrics) -> dict:
