@@ -23,6 +23,7 @@ VENV="${SORTER_VENV:-}"
 PYTHON="${PYTHON:-python3}"
 SYSTEM=1
 DRY_RUN=0
+DEV=0
 SYSTEM_SITE=0
 PIP_ARGS=()
 DONE=()
@@ -40,6 +41,7 @@ usage: installer/install.sh [options]
   --python PATH            Python ${PYTHON_VERSION} interpreter to build the venv from (default: python3)
   --source DIR             project to install (default: the checkout holding this script)
   --pip-args "ARGS"        extra arguments for every pip install (e.g. "--no-index --find-links DIR")
+  --dev                    editable install with the test tools (pytest, ruff ...): a developer checkout
   --dry-run                print the plan and change nothing
   -h, --help               this help
 EOF
@@ -56,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
     --source) SOURCE="$(cd "${2:?--source needs a directory}" && pwd)"; shift 2 ;;
     --pip-args) read -r -a PIP_ARGS <<<"${2:?--pip-args needs a value}"; shift 2 ;;
+    --dev) DEV=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option '$1'" ;;
@@ -103,9 +106,13 @@ install_system_packages() {
     DONE+=("system packages: NOT installed; install them as printed above")
     return
   fi
-  run ${SUDO:+$SUDO} apt-get update -q
-  run ${SUDO:+$SUDO} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
-  DONE+=("system packages: ${APT_PACKAGES[*]}")
+  if run ${SUDO:+$SUDO} apt-get update -q && run ${SUDO:+$SUDO} env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"; then
+    DONE+=("system packages: ${APT_PACKAGES[*]}")
+  else
+    echo "WARNING: apt-get failed; the camera and the GUI need: ${APT_PACKAGES[*]}" >&2
+    DONE+=("system packages: apt-get FAILED; install them as printed above")
+  fi
 }
 
 create_venv() {
@@ -122,7 +129,11 @@ create_venv() {
 
 install_project() {
   run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" "torch==$TORCH_VERSION"
-  run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" "$SOURCE"
+  if [[ $DEV -eq 1 ]]; then
+    run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" -e "$SOURCE[dev]"
+  else
+    run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" "$SOURCE"
+  fi
   DONE+=("python packages: torch==$TORCH_VERSION, then sorter from $SOURCE (commands sorter, sorter-gui)")
 }
 
