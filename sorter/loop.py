@@ -431,6 +431,7 @@ class PickLoop:
         self._t0 = 0.0
         self.run_id: int | None = None
         self.result: RunResult | None = None
+        self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ thread-safe command API
 
@@ -496,10 +497,14 @@ class PickLoop:
     # ------------------------------------------------------------------ running
 
     def _run_guarded(self) -> None:
+        """The worker thread's body: an error that ends the run is kept in ``error`` for the caller."""
         try:
             self.run()
-        except Exception:
-            log.exception("pick loop thread ended with an error")
+        except SorterError as exc:
+            self.error = exc
+        except Exception as exc:
+            log.exception("the pick loop ended with an unexpected error")
+            self.error = exc
 
     def run(self) -> RunResult:
         """Run in the calling thread until the run ends; returns how it ended."""

@@ -108,9 +108,14 @@ def run_command(args: argparse.Namespace) -> int:
                         options)
         _drive(loop, dry_run=args.dry_run)
         result = loop.result
-        print(f"run {result.run_id} in {runlog.path}", file=sys.stderr)
-    if result is None:
-        raise SorterError("the run ended without a result; see the log above")
+        if loop.run_id is not None:
+            print(f"run {loop.run_id} in {runlog.path}", file=sys.stderr)
+    error = loop.error
+    if isinstance(error, SorterError):
+        raise SorterError(str(error))
+    if error is not None or result is None:
+        raise SorterError(f"the run stopped on an unexpected error ({type(error).__name__}: {error}); "
+                          "the run log records it")
     summary = _summary(result)
     _print_table(summary)
     if args.json:

@@ -208,3 +208,14 @@ def test_a_short_run_picks_the_impurities(toy_recipe, cell, attender, runlog):
     assert m.clean_batches >= 1 and m.purity >= 0.9
     assert m.picks_per_hour > 100
     assert result.metrics == m
+
+
+def test_a_robot_that_cannot_start_ends_the_run_with_its_message(toy_recipe, cell, attender, runlog):
+    cell.robot.disconnect()
+    loop = make_loop(toy_recipe, cell, attender, runlog)
+    loop.start()
+    assert loop.join(timeout=60)
+    assert loop.state is S.STOPPED
+    assert "disconnected" in str(loop.error)
+    info = runlog.run(loop.run_id)
+    assert info.finished and "disconnected" in info.end_reason
