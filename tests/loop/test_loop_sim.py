@@ -219,3 +219,14 @@ def test_a_robot_that_cannot_start_ends_the_run_with_its_message(toy_recipe, cel
     assert "disconnected" in str(loop.error)
     info = runlog.run(loop.run_id)
     assert info.finished and "disconnected" in info.end_reason
+
+
+def test_a_duration_limit_counts_simulated_seconds(toy_recipe, cell, attender, runlog):
+    loop = make_loop(toy_recipe, cell, attender, runlog, limits=RunLimits(duration_s=15.0, max_cycles=40),
+                     options=LoopOptions(unattended=True, frames=False))
+    start = cell.sim.time
+    result = loop.run()
+    assert result.end_reason == "duration reached (15 s of simulated time)"
+    records = runlog.cycles(loop.run_id)
+    assert cell.sim.time - start >= 15.0
+    assert records[-2].cell_time - start < 15.0 + 1e-9
