@@ -1,9 +1,10 @@
 """The continuous pick loop: batch after batch of capture, attention, decide, safety check, execute, verify,
 record; a small state machine with a thread-safe command API and non-blocking observers.
 
-States: Idle -> Running <-> Paused, Running/Paused -> Faulted -> Running (after acknowledge),
-any live state -> Stopping -> Stopped. State changes happen only in the thread that runs the loop, at cycle
-boundaries; the commands below only queue requests, so they are safe to call from any thread.
+States: Idle -> Running <-> Paused, Running/Paused -> Faulted -> Running (after acknowledge; Paused if
+the operator also paused), any live state -> Stopping -> Stopped. State changes happen only in the thread
+that runs the loop, at cycle boundaries; the commands below only queue requests, so they are safe to call
+from any thread.
 
 Use from a GUI (the loop runs in its own worker thread)::
 
@@ -78,7 +79,7 @@ TRANSITIONS: dict[LoopState, frozenset[LoopState]] = {
     LoopState.IDLE: frozenset({LoopState.RUNNING, LoopState.STOPPING}),
     LoopState.RUNNING: frozenset({LoopState.PAUSED, LoopState.FAULTED, LoopState.STOPPING}),
     LoopState.PAUSED: frozenset({LoopState.RUNNING, LoopState.FAULTED, LoopState.STOPPING}),
-    LoopState.FAULTED: frozenset({LoopState.RUNNING, LoopState.STOPPING}),
+    LoopState.FAULTED: frozenset({LoopState.RUNNING, LoopState.PAUSED, LoopState.STOPPING}),
     LoopState.STOPPING: frozenset({LoopState.STOPPED}),
     LoopState.STOPPED: frozenset(),
 }
@@ -588,9 +589,10 @@ class PickLoop:
         state = self.state
         if name == "stop" and not self._stop_reason:
             self._stop_reason = str(arg)
-        elif name == "pause" and state is LoopState.RUNNING:
+        elif name == "pause" and state in (LoopState.RUNNING, LoopState.PAUSED, LoopState.FAULTED):
             self._operator_pause = True
-            self._transition(LoopState.PAUSED, "paused by operator")
+            if state is LoopState.RUNNING:
+                self._transition(LoopState.PAUSED, "paused by operator")
         elif name == "resume" and state is LoopState.PAUSED:
             self._operator_pause = False
             if self._blocking is None:
@@ -620,7 +622,9 @@ class PickLoop:
             if problem:
                 self._alarm(AlarmCode.ROBOT_NOT_READY, problem)
                 return
-        if self._operator_pause and self.state is LoopState.PAUSED:
+        if self._operator_pause:
+            if self.state is LoopState.FAULTED:
+                self._transition(LoopState.PAUSED, f"{alarm.code} acknowledged; paused by operator")
             return
         self._transition(LoopState.RUNNING, f"{alarm.code} acknowledged")
 

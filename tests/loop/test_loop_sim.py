@@ -230,3 +230,19 @@ def test_a_duration_limit_counts_simulated_seconds(toy_recipe, cell, attender, r
     records = runlog.cycles(loop.run_id)
     assert cell.sim.time - start >= 15.0
     assert records[-2].cell_time - start < 15.0 + 1e-9
+
+
+def test_an_operator_pause_during_a_fault_holds_after_the_acknowledge(toy_recipe, cell, attender, runlog):
+    cell.sim.faults.camera_dropouts = toy_recipe.camera.retries + 1
+    loop = make_loop(toy_recipe, cell, attender, runlog, limits=RunLimits(max_cycles=1))
+    events, seen = loop.subscribe(), []
+    loop.start()
+    alarm = wait_for(events, lambda e: isinstance(e, AlarmRaised), seen).alarm
+    wait_for(events, state_is(S.FAULTED), seen)
+    loop.pause()
+    loop.acknowledge(alarm.id)
+    held = wait_for(events, state_is(S.PAUSED), seen)
+    assert held.old == S.FAULTED and "paused by operator" in held.reason
+    loop.resume()
+    wait_for(events, state_is(S.RUNNING), seen)
+    assert loop.join(timeout=120) and loop.result.metrics.cycles == 1
