@@ -136,6 +136,7 @@ def _drive(loop, dry_run: bool) -> None:
     def on_interrupt(signum, frame):
         loop.stop("interrupted by operator (Ctrl-C)")
         signal.signal(signal.SIGINT, previous)
+        status.message("stopping after the cycle in flight; Ctrl-C again aborts at once")
 
     signal.signal(signal.SIGINT, on_interrupt)
     try:
