@@ -8,6 +8,7 @@ camera read, and the physics time of feeder drops.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass
 
@@ -23,10 +24,10 @@ from sorter.cell.sim.shapes import SimObject, pick_spec, sample_object
 from sorter.cell.sim.truth import GroundTruth, ObjectState
 from sorter.errors import SorterError
 from sorter.geometry import Pose
-from sorter.recipe import Recipe
+from sorter.recipe import ObjectSpec, Recipe
 
 SETTLE_MIN = 0.15  # s of physics before a scene may count as settled
-SETTLE_MAX = 3.0  # s of physics at most
+SETTLE_MAX = 2.0  # s of physics at most
 SETTLE_SPEED = 0.01  # m/s (rad/s scaled by 0.02 m) below which every object counts as at rest
 SETTLE_CHUNK = 25  # physics steps between rest checks
 FALLBACK_CAMERA_HEIGHT = 0.70  # m above the workspace centre when a hardware recipe has no sim pose
@@ -75,6 +76,18 @@ class SimCell:
         self.time = 0.0
         self.camera.restart()
         self.robot.restart()
+
+    def mark_impurity(self, obj_id: int, spec: ObjectSpec, rng: np.random.Generator) -> None:
+        """Give an object the look of impurity kind ``spec`` (colour, texture, name) and flag it as an
+        impurity; its shape and physics stay as they are (paper 1 picks its target after the drop)."""
+        self._require_scene()
+        old = self.scene_object(obj_id)
+        color = np.clip(np.asarray(spec.color.mean, float) + rng.normal(0.0, spec.color.spread, 3), 0, 255)
+        self.scene.relabel(dataclasses.replace(old, kind=spec.name, is_impurity=True, color=color,
+                                               texture=spec.color.texture))
+        self.caster = RayCaster(self.scene, self.camera_pose, self.caster.intr, self._background)
+        self._visible = None
+        self.version += 1
 
     def set_scene(self, placements: list[Placement], name: str = "custom", seed: int = 0) -> None:
         """A hand-made scene (tests, benchmarks): exactly these objects, let settle."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sorter.cell.sim.scene import FLOOR_BELOW_TABLE, Placement
-from sorter.cell.sim.shapes import SimObject
+from sorter.cell.sim.shapes import SimObject, pick_spec
 from sorter.errors import SorterError
 from sorter.recipe import Counts, Recipe
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from sorter.cell.sim.cell import SimCell
 
 DROP_MARGIN = 0.09  # m kept free along the workspace border when dropping objects
+WAVE = 6  # objects released together
+WAVE_SETTLE = 0.6  # s of physics for a wave to come to rest before the next
+CROWD_SPREAD = 0.2  # std of the occluded suite's drop around its spot, share of the drop region's side
 DROP_GAP = 0.004  # m between bounding spheres of objects released together
 ROW_GAP = (0.001, 0.004)  # m between neighbours in the challenging case's rows
 ROW_JITTER = math.radians(4.0)
@@ -34,15 +37,13 @@ DECOY_SPACING = 0.16  # m between the centres of the heap hiding an impurity and
 RING_ITEMS = 4  # items lying beside a hidden impurity, one per side
 ROOF_ITEMS = 5  # items lying across it (the largest ones)
 ROOF_GAP = 0.002  # m between roof items: one over the middle, the others edge to edge beside it
-COVER_RESERVE = 12  # items kept back to cover what still shows (the rest make a loose heap)
+SPARE_BATCH = 4  # items added at a time when the recipe's items cannot hide an impurity
 COVER_SETTLE = 0.5  # s of physics after each covering item
 COVER_VIEW = 4.0  # bounding-sphere radii around a hidden impurity that its cover check looks at
 PARKING_DISTANCE = 1.0  # m outside the workspace where objects wait to be placed
 INVISIBLE_ATTEMPTS = 12
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
-HARD_ATTEMPTS = 8
 HARD_MIN_VISIBLE = 60  # pixels an object must show to count as the (occluded but findable) target
-HARD_SUBSET = 10  # most crowded objects whose occlusion decides 30-hard
 
 
 class SceneError(SorterError):
@@ -132,6 +133,41 @@ def build_random(cell: SimCell, counts: Counts, rng: np.random.Generator) -> Non
     cell.settle()
 
 
+def build_crowd(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
+    """Paper 1's cases: objects dropped around a random spot so that many lie on or against others."""
+    _drop_crowd(cell, cell.make_objects(counts.items, counts.impurities, rng), rng)
+
+
+def _drop_crowd(cell: SimCell, objects: list[SimObject], rng: np.random.Generator) -> None:
+    x0, y0, x1, y1 = drop_region(cell.recipe)
+    spread = CROWD_SPREAD * min(x1 - x0, y1 - y0)
+    centre = _uniform_xy(1, (x0 + spread, y0 + spread, x1 - spread, y1 - spread), rng)[0]
+    order = [objects[i] for i in rng.permutation(len(objects))]
+    xy = np.clip(centre + rng.normal(0, spread, (len(order), 2)), [x0, y0], [x1, y1])
+    release_in_waves(cell, order, xy, rng)
+
+
+def release_in_waves(cell: SimCell, objects: list[SimObject], xy: np.ndarray,
+                     rng: np.random.Generator) -> None:
+    """Drop objects a few at a time, each wave just above what already lies there, letting every wave
+    settle: piles form as when a feeder tips small loads, instead of tall columns crashing down."""
+    table = cell.recipe.workspace.table_z
+    waves = [list(range(i, min(i + WAVE, len(objects)))) for i in range(0, len(objects), WAVE)]
+    first = waves[0] if waves else []
+    quats = [random_quat(rng) for _ in objects]
+    placed = stack_drops([objects[i] for i in first], xy[first], table + 0.005, [quats[i] for i in first])
+    cell.load(placed + _parked(cell, [objects[i] for w in waves[1:] for i in w]))
+    cell.settle(WAVE_SETTLE)
+    for wave in waves[1:]:
+        occupied = [(p.pos, p.obj.radius) for p in cell.scene.placements() if cell.on_table(p.pos)]
+        base = max([table] + [cell.highest_point_near(*xy[i], objects[i].radius) for i in wave])
+        for p in stack_drops([objects[i] for i in wave], xy[wave], base + 0.005, [quats[i] for i in wave],
+                             occupied):
+            cell.scene.set_object_pose(p.obj.id, p.pos, p.quat)
+        cell.settle(WAVE_SETTLE)
+    cell.settle()
+
+
 def build_challenging(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
     """Everything lying flat in tight rows, the impurities in the middle slots, surrounded by items."""
     objects = cell.make_objects(counts.items, counts.impurities, rng)
@@ -198,7 +234,9 @@ def _lay(laid: list[_Laid], theta: float, centre: np.ndarray, table: float) -> l
 
 
 def build_invisible(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
-    """Impurities lying inside heaps (items around, more items on top); retried until none shows."""
+    """Impurities lying inside heaps: items around and on top, then items laid one by one wherever an
+    impurity still shows. When the recipe's items cannot hide it, up to as many again are added (the
+    scene then holds more items than the recipe's count). Verified on the visible masks; retried."""
     for _ in range(INVISIBLE_ATTEMPTS):
         objects = cell.make_objects(counts.items, counts.impurities, rng)
         impurities = [o for o in objects if o.is_impurity]
@@ -210,21 +248,38 @@ def build_invisible(cell: SimCell, counts: Counts, rng: np.random.Generator) -> 
             roof, pool = pool[-ROOF_ITEMS:][::-1], pool[:-ROOF_ITEMS]
             ring, pool = pool[:RING_ITEMS], pool[RING_ITEMS:]
             placements += _heap_over(imp, ring, roof, c, table, rng)
-        reserve, decoys = pool[:COVER_RESERVE], pool[COVER_RESERVE:]
-        placements += _loose_heap(decoys, centres[-1], table, placements, rng)
-        placements += [Placement(o, _parking(cell, k, o), IDENTITY) for k, o in enumerate(reserve)]
-        cell.load(placements)
+        cell.load(placements + _parked(cell, pool))
         cell.settle()
-        left = _cover(cell, [o.id for o in impurities], reserve, rng)
-        for p in _loose_heap(left, centres[-1], table, cell.scene.placements(), rng):
+        targets = [o.id for o in impurities]
+        left = _cover(cell, targets, pool, rng)
+        spares_left = _top_up(cell, targets, counts.items, rng)
+        keep = [p for p in cell.scene.placements() if p.obj.id not in spares_left]
+        cell.load(keep)
+        for p in _loose_heap([o for o in left], centres[-1], table, keep, rng):
             cell.scene.set_object_pose(p.obj.id, p.pos, p.quat)
         cell.settle()
         visible = cell.visible_counts()
-        if all(visible.get(o.id, 0) == 0 for o in impurities):
+        if all(visible.get(t, 0) == 0 for t in targets):
             return
     raise SceneError(f"could not hide the impurities of '{cell.recipe.product.name}' under "
-                     f"{counts.items} items in {INVISIBLE_ATTEMPTS} attempts; "
+                     f"{2 * counts.items} items in {INVISIBLE_ATTEMPTS} attempts; "
                      "add items to sim.scenarios.invisible")
+
+
+def _parked(cell: SimCell, objects: list[SimObject]) -> list[Placement]:
+    return [Placement(o, _parking(cell, k, o), IDENTITY) for k, o in enumerate(objects)]
+
+
+def _top_up(cell: SimCell, targets: list[int], most: int, rng: np.random.Generator) -> set[int]:
+    """Add spare items while the targets still show (at most ``most``); returns the unused spares' ids."""
+    added, unused = 0, set()
+    while added < most and _shown(cell, targets)[0] > 0:
+        spares = cell.make_objects(min(SPARE_BATCH, most - added), 0, rng)
+        added += len(spares)
+        cell.load(cell.scene.placements() + _parked(cell, spares))
+        cell.settle()
+        unused |= {o.id for o in _cover(cell, targets, spares, rng)}
+    return unused
 
 
 def _area(obj: SimObject) -> float:
@@ -346,52 +401,19 @@ def _spread_points(n: int, region: tuple[float, float, float, float], spacing: f
 
 
 def build_hard(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
-    """Objects dropped onto a low impurity; kept when the impurity is the most occluded findable object."""
-    best: tuple[float, list[Placement]] | None = None
-    for _ in range(HARD_ATTEMPTS):
-        objects = cell.make_objects(counts.items, counts.impurities, rng)
-        cell.load(_crowd_over_impurities(cell, objects, rng))
-        cell.settle()
-        margin = _hard_margin(cell)
-        if margin >= 0:
-            return
-        if best is None or margin > best[0]:
-            best = (margin, cell.scene.placements())
-    raise SceneError(f"could not make the impurity the most occluded object of '{cell.recipe.product.name}' "
-                     f"in {HARD_ATTEMPTS} attempts (best margin {best[0]:.2f})" if best else "no attempt")
-
-
-def _crowd_over_impurities(cell: SimCell, objects: list[SimObject], rng: np.random.Generator
-                           ) -> list[Placement]:
-    """Impurities flat near the middle of the drop region, items released around and over them."""
-    x0, y0, x1, y1 = drop_region(cell.recipe)
-    mid = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    table = cell.recipe.workspace.table_z
-    placements, occupied = [], []
-    impurities = [o for o in objects if o.is_impurity]
-    for imp in impurities:
-        q, size = flat_pose(imp, rng.uniform(0, math.pi))
-        pos = np.array([*(mid + rng.normal(0, 0.03, 2)), table + size[2] / 2 + 0.001])
-        placements.append(Placement(imp, pos, q))
-        occupied.append((pos, imp.radius))
-    items = [o for o in objects if not o.is_impurity]
-    spread = 0.25 * min(x1 - x0, y1 - y0)
-    xy = np.array([mid + rng.normal(0, spread, 2) for _ in items]).reshape(-1, 2)
-    xy = np.clip(xy, [x0, y0], [x1, y1])
-    quats = [random_quat(rng) for _ in items]
-    return placements + stack_drops(items, xy, table + 0.002, quats, occupied)
-
-
-def _hard_margin(cell: SimCell) -> float:
-    """Impurity occlusion minus the highest occlusion of any other findable object (>= 0: accepted)."""
+    """Paper 1's hard case: all objects dropped as items, then the most occluded one that still shows
+    (HARD_MIN_VISIBLE pixels) is made the target: it takes the look of an impurity kind (colour and
+    texture; its shape stays that of the item it was)."""
+    objects = cell.make_objects(counts.items + counts.impurities, 0, rng)
+    _drop_crowd(cell, objects, rng)
     visible = cell.visible_counts()
-    impurities = [o.id for o in cell.scene.objects if o.is_impurity]
-    if not impurities or any(visible.get(i, 0) < HARD_MIN_VISIBLE for i in impurities):
-        return -1.0
-    target = min(cell.occlusion(i) for i in impurities)
-    others = [i for i, n in visible.items() if n >= HARD_MIN_VISIBLE and i not in impurities]
-    worst = max((cell.occlusion(i) for i in others), default=0.0)
-    return target - worst
+    findable = [i for i, n in visible.items() if n >= HARD_MIN_VISIBLE]
+    if len(findable) < counts.impurities:
+        raise SceneError(f"only {len(findable)} objects show in this '30-hard' scene of "
+                         f"'{cell.recipe.product.name}'; use another seed")
+    ranked = sorted(findable, key=lambda i: (-cell.occlusion(i), i))
+    for oid in ranked[:counts.impurities]:
+        cell.mark_impurity(oid, pick_spec(cell.recipe.sim.impurities, rng), rng)
 
 
 def build_feeder_batch(cell: SimCell, rng: np.random.Generator) -> None:
@@ -414,8 +436,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("random", "impurities and items dropped from random poses", build_random),
     Scenario("challenging", "items side by side in tight rows around the impurities", build_challenging),
     Scenario("invisible", "impurities hidden inside or under heaps (verified invisible)", build_invisible),
-    Scenario("15", "15 objects dropped at random, one impurity", build_random),
-    Scenario("30", "30 objects dropped at random, one impurity", build_random),
+    Scenario("15", "15 objects dropped around a random spot, one impurity", build_crowd),
+    Scenario("30", "30 objects dropped around a random spot, one impurity", build_crowd),
     Scenario("30-hard", "30 objects, the impurity is the most occluded findable object", build_hard),
     Scenario("clean", "items only, no impurity", build_random),
 )}

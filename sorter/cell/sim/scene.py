@@ -114,7 +114,7 @@ class SceneModel:
         m = self.model
         for obj in self.objects:
             b, dadr = self.body_of[obj.id], self.dadr_of[obj.id]
-            lever = float(obj.extents.min()) / 2
+            lever = float(np.sort(obj.extents)[1]) / 2
             m.dof_damping[dadr + 3:dadr + 6] = ROLLING_DAMPING * (m.body_inertia[b] + obj.mass * lever ** 2)
 
     def _place(self, placements: list[Placement]) -> None:
@@ -137,6 +137,14 @@ class SceneModel:
             out.append(Placement(o, d.qpos[q:q + 3].copy(), d.qpos[q + 3:q + 7].copy(),
                                  d.qvel[dv:dv + 6].copy()))
         return out
+
+    def relabel(self, obj: SimObject) -> None:
+        """Replace the description of an object (same id and geometry): its look and identity."""
+        k = next(i for i, o in enumerate(self.objects) if o.id == obj.id)
+        self.objects[k] = obj
+        b = self.body_of[obj.id]
+        m = self.model
+        m.geom_rgba[m.body_geomadr[b]:m.body_geomadr[b] + m.body_geomnum[b]] = rgba(obj.color)
 
     def object_pos(self, oid: int) -> np.ndarray:
         q = self.qadr_of[oid]

@@ -17,6 +17,8 @@ from sorter.recipe import ObjectSpec
 
 GRASP_HEIGHT = 0.3  # fingertips this far up the object's height from its bottom
 ANGLE_STEPS = 36  # jaw directions tried when looking for an object's narrow side
+FIT_MARGIN = 0.01  # m the object must be narrower than the open jaws along the jaw line
+CLEAR_ENOUGH = 0.03  # m of clearance around the landing fingers beyond which the narrower side wins
 PUSH_START_GAP = 0.01  # m between the pusher and the object's side at the start of a push
 
 
@@ -43,10 +45,33 @@ def narrow_angle(cell: SimCell, obj_id: int) -> float:
 
 
 def grasp_action(cell: SimCell, obj_id: int) -> Action:
-    """A grasp at the object's true centre, the jaws closing across its narrow side."""
+    """A grasp at the object's true centre, the jaws across a side that fits between them, turned so the
+    fingers come down as far from the neighbours as possible (the narrowest side when isolated)."""
     state = cell.truth.object(obj_id)
     return Action(ActionKind.GRASP, float(state.position[0]), float(state.position[1]),
-                  _grip_z(cell, obj_id), narrow_angle(cell, obj_id))
+                  _grip_z(cell, obj_id), _clear_angle(cell, obj_id))
+
+
+def _clear_angle(cell: SimCell, obj_id: int) -> float:
+    """Jaw direction that fits the object and keeps the open fingers' landing spots clearest."""
+    state = cell.truth.object(obj_id)
+    gr = cell.recipe.gripper
+    reach = gr.max_opening / 2 + gr.pad_thickness / 2
+    others = [(s.position[:2], cell.scene_object(s.id).radius) for s in cell.truth.objects()
+              if s.id != obj_id and s.in_workspace]
+    best, best_key = narrow_angle(cell, obj_id), None
+    for a in np.arange(ANGLE_STEPS) * math.pi / ANGLE_STEPS:
+        d = np.array([math.cos(a), math.sin(a), 0.0])
+        width = extent_along(cell, obj_id, d)
+        if width > gr.max_opening - FIT_MARGIN:
+            continue
+        fingers = [state.position[:2] + s * reach * d[:2] for s in (-1.0, 1.0)]
+        clearance = min((float(np.linalg.norm(f - p)) - r for f in fingers for p, r in others),
+                        default=np.inf)
+        key = (min(clearance, CLEAR_ENOUGH), -width)
+        if best_key is None or key > best_key:
+            best, best_key = float(a), key
+    return best
 
 
 def beside_action(cell: SimCell, obj_id: int, distance: float) -> Action:
