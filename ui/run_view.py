@@ -22,6 +22,7 @@ from PyQt6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -50,6 +51,8 @@ from ui.session import Builder, RunRequest, RunSession
 from ui.widgets import AlarmBanner, Counter, ImageView, StatePill
 
 LOG_LINES = 2000
+REFRESH_EVERY_MS = 200  # counters and event-log lines are shown in batches: each repaint costs the GUI thread
+FRAME_EVERY_MS = 150  # at most ~7 pictures a second: the simulated cell can cycle faster than that
 CHART_EVERY_MS = 2000  # redraw the chart at most this often: a plot repaint costs the GUI thread ~10-30 ms
 TOP_DOWN_SCALE = 3  # screen pixels per heightmap cell in the top-down view
 DEFAULT_LAYERS = frozenset({Layer.REGIONS, Layer.CLUSTER, Layer.ACTION})
@@ -124,10 +127,17 @@ class RunView(QWidget):
         self.seed: int | None = None  # None: a fresh odd seed per run
         self.layers: set[Layer] = set(DEFAULT_LAYERS)
         self.last_frame: FrameOverlay | None = None
+        self._drawn: FrameOverlay | None = None
         self.batches: dict[int, BatchRecord] = {}
         self._series = PicksPerHourSeries()
         self._chart_timer = QTimer(self, singleShot=True, interval=CHART_EVERY_MS)
         self._chart_timer.timeout.connect(self._draw_chart)
+        self._pending_log: list[str] = []
+        self._progress = None
+        self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_EVERY_MS)
+        self._refresh_timer.timeout.connect(self.flush)
+        self._frame_timer = QTimer(self, singleShot=True, interval=FRAME_EVERY_MS)
+        self._frame_timer.timeout.connect(self._frame_due)
         self._build()
         self._update_controls()
 
@@ -167,6 +177,7 @@ class RunView(QWidget):
     def _image_panel(self) -> QWidget:
         self.image = ImageView()
         self.caption = QLabel()
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.view_choice = QComboBox()
         self.view_choice.addItems([CAMERA_VIEW, TOP_DOWN_VIEW])
         self.view_choice.currentTextChanged.connect(lambda _t: self.redraw())
@@ -311,8 +322,9 @@ class RunView(QWidget):
         s.finished.connect(self._on_finished)
 
     def _on_state(self, ev: StateChanged) -> None:
-        self.state.set_state(str(ev.new))
         self._log(f"{ev.new}: {ev.reason}")
+        self.flush()
+        self.state.set_state(str(ev.new))
         if ev.new is LoopState.RUNNING:
             self.note.setText(f"Running {self.recipe.product.name if self.recipe else ''}.")
         elif ev.new in (LoopState.PAUSED, LoopState.FAULTED) and self.banner.shown is not None:
@@ -337,19 +349,26 @@ class RunView(QWidget):
         self.counters["Purity"].set(percent(purity(list(self.batches.values()))))
 
     def _on_cycle(self, ev: CycleDone) -> None:
-        p = ev.progress
-        self.counters["Picks"].set(str(p.picks))
-        self.counters["Grasp success"].set(percent(p.grasp_success))
-        self.counters["Picks per hour"].set(number(p.picks_per_hour))
-        self.counters["Cycles"].set(str(p.cycles))
+        self._progress = ev.progress
         self._series.add(ev.record)
         self._log(describe_cycle(ev.record))
         if not self._chart_timer.isActive():
             self._chart_timer.start()
 
+    def _show_progress(self) -> None:
+        p = self._progress
+        if p is None:
+            return
+        self.counters["Picks"].set(str(p.picks))
+        self.counters["Grasp success"].set(percent(p.grasp_success))
+        self.counters["Picks per hour"].set(number(p.picks_per_hour))
+        self.counters["Cycles"].set(str(p.cycles))
+
     def _on_frame(self, ev: FrameOverlay) -> None:
         self.last_frame = ev
-        self.redraw()
+        if not self._frame_timer.isActive():
+            self.redraw()
+            self._frame_timer.start()
 
     def _on_alarm(self, ev: AlarmRaised) -> None:
         a = ev.alarm
@@ -371,6 +390,7 @@ class RunView(QWidget):
         self.note.setText(f"<span style='color:#b71c1c'>{message}</span>")
 
     def _on_finished(self) -> None:
+        self.flush()
         session = self.session
         if self.state.state not in ("stopped",):
             self.state.set_state("stopped" if session and session.run_id else "idle")
@@ -383,11 +403,17 @@ class RunView(QWidget):
 
     # ------------------------------------------------------------------ drawing
 
+    def _frame_due(self) -> None:
+        """Draw the frame that arrived while the last one was still on screen for its minimum time."""
+        if self.last_frame is not None and self.last_frame is not self._drawn:
+            self.redraw()
+
     def redraw(self) -> None:
         """Render the last frame with the chosen view and layers."""
         ev = self.last_frame
         if ev is None or self.recipe is None:
             return
+        self._drawn = ev
         view = self.session.view if self.session is not None else None
         top_down = self.view_choice.currentText() == TOP_DOWN_VIEW
         self.image.set_image(render(overlay_from_frame(ev, self.recipe, view, top_down), self.layers))
@@ -399,6 +425,7 @@ class RunView(QWidget):
         self.image.set_image(None)
         self.caption.clear()
         self._series = PicksPerHourSeries()
+        self._progress = None
         self._curve.setData([], [])
         for counter in self.counters.values():
             counter.set("—")
@@ -408,4 +435,15 @@ class RunView(QWidget):
         self._curve.setData(self._series.minutes, self._series.rate)
 
     def _log(self, text: str) -> None:
-        self.log.appendPlainText(f"{dt.datetime.now():%H:%M:%S}  {text}")
+        """Queue an event-log line; lines and counters reach the screen together a few times a second."""
+        self._pending_log.append(f"{dt.datetime.now():%H:%M:%S}  {text}")
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def flush(self) -> None:
+        """Show queued event-log lines and the latest counters now."""
+        self._refresh_timer.stop()
+        if self._pending_log:
+            self.log.appendPlainText("\n".join(self._pending_log))
+            self._pending_log.clear()
+        self._show_progress()

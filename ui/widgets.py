@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QImage, QPainter, QPaintEvent, QPixmap
-from PyQt6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from sorter.runlog import AlarmRecord
 
@@ -32,7 +32,7 @@ class ImageView(QWidget):
         self._scaled: QPixmap | None = None
         self.message = "No image yet: start a run to see the camera."
         self.setMinimumSize(320, 240)
-        self.setAutoFillBackground(False)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paints every pixel: nothing beneath
 
     def set_image(self, rgb: np.ndarray | None) -> None:
         self._image = None if rgb is None else to_qimage(rgb)
@@ -154,6 +154,7 @@ class Counter(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.value = QLabel("—")
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.value.setStyleSheet("font-size: 24px; font-weight: bold")
         label = QLabel(caption)
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)

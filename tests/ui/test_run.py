@@ -72,7 +72,7 @@ def test_start_pause_resume_and_stop_a_simulated_run(window, qtbot, db_path: Pat
 
 def test_protective_stop_raises_an_alarm_that_the_operator_acknowledges(window, qtbot, db_path: Path) -> None:
     view, session = _start(window, qtbot)
-    session.cell.sim.faults.protective_stop_next_action = True
+    session.inject_fault("protective_stop_next_action")
     qtbot.waitUntil(lambda: view.banner.isVisible(), timeout=RUN_TIMEOUT_MS)
     alarm = view.banner.shown
     assert alarm.code == "protective stop" and alarm.needs_ack
