@@ -35,7 +35,7 @@ import numpy as np
 
 from sorter.errors import ModelFileError
 from sorter.perception.heightmap import Heightmaps
-from sorter.perception.saliency import Region, opponent_colors
+from sorter.perception.saliency import Region, foreground_mask, opponent_colors
 
 FORMAT_VERSION = 1
 STRIDE = 2  # cells per patch side
@@ -190,7 +190,7 @@ def _check_model(path: Path, meta: dict, m: _Mixture, hint: str) -> None:
 
 def patch_features(hm: Heightmaps, min_point_height: float) -> tuple[np.ndarray, np.ndarray]:
     """(P x P x FEATURES) features on the patch grid and the (P x P) mask of patches worth scoring."""
-    objects = (hm.valid & (hm.height > min_point_height)).astype(np.float32)
+    objects = foreground_mask(hm, min_point_height).astype(np.float32)
     opp = opponent_colors(hm.color)
     feats, near = [], None
     for k in MEAN_WINDOWS:

@@ -7,7 +7,8 @@
      of the other object cells, its strongest feature contrast (``SaliencyMaps.features``: the largest
      of the L, a, b on-off/off-on contrasts, opponent-colour units) is at least
      ``MIN_FEATURE_CONTRAST`` (a clean product's own shading, texture and colour spread stay below it, an
-     impurity's colour or brightness step does not) and it covers ``min_region_area``;
+     impurity's colour or brightness step does not) and its extent (the peak grown down to half its
+     height) covers ``min_region_area``;
    - with one: it must also look unlike the product (novelty >= ``appearance.threshold``), which vetoes
      salient product (an odd shadow, a strongly lit item) and, because every novel area of object cells
      becomes a region too, finds impurities that saliency ranked below another or merged away. The
@@ -35,10 +36,11 @@ from sorter.errors import ModelFileError
 from sorter.geometry import CROP_CELLS
 from sorter.perception.appearance import AppearanceModel, novel_regions, region_novelty
 from sorter.perception.heightmap import Heightmaps, PerceptionError, sample_image
-from sorter.perception.occlusion import Cluster, find_clusters, object_mask
+from sorter.perception.occlusion import Cluster, find_clusters
 from sorter.perception.saliency import (
     Region,
     SaliencyMaps,
+    foreground_mask,
     normalize_map,
     saliency_input,
     salient_regions,
@@ -145,7 +147,7 @@ class Attender:
     def attend(self, heightmaps: Heightmaps, frame=None) -> Attention:
         """Algorithm 1 on one set of heightmaps; ``frame`` is needed only for image-space saliency."""
         clock = _Clock()
-        objects = object_mask(heightmaps, self.spec.occlusion)
+        objects = foreground_mask(heightmaps, self.spec.occlusion.min_point_height)
         sal, features = self._saliency(heightmaps, objects, frame)
         clock.lap("saliency")
         regions = salient_regions(sal, self.spec.saliency, cell_area=heightmaps.grid.cell_size ** 2,
@@ -160,7 +162,7 @@ class Attender:
         if regions and regions[0].accepted:
             result = self._target(regions, heightmaps, sal)
         else:
-            clusters = find_clusters(heightmaps, self.spec.occlusion) if objects.any() else []
+            clusters = find_clusters(heightmaps, self.spec.occlusion)
             clock.lap("clusters")
             result = self._cluster_or_clean(regions, clusters, heightmaps, sal)
         clock.total()
@@ -186,19 +188,28 @@ class Attender:
 
     def _add_novel_regions(self, regions: list[Region], novelty: np.ndarray, sal: np.ndarray,
                            features: np.ndarray, hm: Heightmaps) -> list[Region]:
-        """Score salient regions by novelty and add novel areas that no salient region covers."""
+        """Score salient regions by novelty, widen each to the novel areas it touches (the whole
+        unfamiliar object) and add novel areas that no salient region touches."""
         spec = self.spec
         cell_area = hm.grid.cell_size ** 2
-        scored = [replace(r, novelty=region_novelty(novelty, r.mask)) for r in regions]
-        taken = np.zeros(sal.shape, bool)
-        for r in scored:
-            taken |= r.mask
+        novel = novel_regions(novelty, spec.appearance.threshold, 1)
+        scored, used = [], np.zeros(len(novel), bool)
+        for r in regions:
+            mask = r.mask.copy()
+            for i, comp in enumerate(novel):
+                if not used[i] and (comp & r.mask).any():
+                    mask |= comp
+                    used[i] = True
+            area = float(mask.sum() * cell_area)
+            center_rc, center_xy = _centre(mask, hm)
+            scored.append(replace(r, mask=mask, area_m2=area, extent_m2=max(r.extent_m2, area),
+                                  center_rc=center_rc, center_xy=center_xy,
+                                  novelty=region_novelty(novelty, mask)))
         min_cells = max(1, int(spec.saliency.min_region_area / cell_area))
-        for mask in novel_regions(novelty, spec.appearance.threshold, min_cells):
-            if (mask & taken).any() or len(scored) >= 2 * spec.saliency.max_regions:
+        for i, comp in enumerate(novel):
+            if used[i] or comp.sum() < min_cells or len(scored) >= 2 * spec.saliency.max_regions:
                 continue
-            taken |= mask
-            scored.append(_region_from_mask(mask, sal, features, novelty, hm))
+            scored.append(_region_from_mask(comp, sal, features, novelty, hm))
         return scored
 
     def _judge(self, regions: list[Region], novelty: np.ndarray | None) -> list[Region]:
@@ -208,8 +219,9 @@ class Attender:
 
     def _verdict(self, r: Region, taught: bool) -> Region:
         sal_spec, app = self.spec.saliency, self.spec.appearance
-        if r.area_m2 < sal_spec.min_region_area:
-            return replace(r, accepted=False, reason=f"area {r.area_m2 * 1e4:.1f} cm^2 under "
+        size = max(r.area_m2, r.extent_m2)
+        if size < sal_spec.min_region_area:
+            return replace(r, accepted=False, reason=f"area {size * 1e4:.1f} cm^2 under "
                                                      f"{sal_spec.min_region_area * 1e4:.1f} cm^2")
         if taught:
             nov = -math.inf if r.novelty is None else r.novelty
@@ -262,13 +274,20 @@ def _region_from_mask(mask: np.ndarray, sal: np.ndarray, features: np.ndarray, n
     rows, cols = np.nonzero(mask)
     nov = np.nan_to_num(novelty[rows, cols], nan=-np.inf)
     i = int(np.argmax(nov))
-    peak = (int(rows[i]), int(cols[i]))
+    center_rc, center_xy = _centre(mask, hm)
+    s = float(sal[rows, cols].max())
+    area = float(rows.size * hm.grid.cell_size ** 2)
+    return Region(mask=mask, peak=(int(rows[i]), int(cols[i])), score=s, area_m2=area,
+                  center_xy=center_xy, center_rc=center_rc, saliency=s, extent_m2=area,
+                  raw_peak=float(features[rows, cols].max()), novelty=float(nov[i]))
+
+
+def _centre(mask: np.ndarray, hm: Heightmaps) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Centroid of a mask in cells and in metres."""
+    rows, cols = np.nonzero(mask)
     center_rc = (float(rows.mean()), float(cols.mean()))
     x, y = hm.grid.center_of(*center_rc)
-    s = float(sal[rows, cols].max())
-    return Region(mask=mask, peak=peak, score=s, area_m2=float(rows.size * hm.grid.cell_size ** 2),
-                  center_xy=(float(x), float(y)), center_rc=center_rc, saliency=s,
-                  raw_peak=float(features[rows, cols].max()), novelty=float(nov[i]))
+    return center_rc, (float(x), float(y))
 
 
 def _sigmoid(x: float) -> float:

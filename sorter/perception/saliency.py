@@ -43,6 +43,10 @@ DOWNSAMPLED_BLUR_SIGMA = 6.0  # wider blurs run at half resolution (exact enough
 PROPOSAL_FLOOR = 0.25  # regions are proposed only from peaks above this share of the global maximum
 SEED_WINDOW = 7  # cells; a seed is the maximum of its 7x7 neighbourhood
 MAX_SEEDS = 64
+TABLE_MIN_SHARE = 0.05  # of the cells must be low for the table's colour to be estimated
+TABLE_TOLERANCE_MADS = 6.0
+TABLE_TOLERANCE_MIN = 12.0  # RGB units
+EXTENT_LEVEL = 0.5  # of the peak: how far a region's extent (its object's size) is grown
 FILL_SIGMA = 4.0  # cells, normalised-convolution fill of unmeasured cells before saliency
 _KERNEL3 = np.ones((3, 3), np.uint8)
 CONTRAST_EPS = 1e-5  # opponent units (1/400 of a grey level): below it a map is float noise, not contrast
@@ -192,6 +196,27 @@ def _center_bias(h: int, w: int) -> np.ndarray:
     return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2)).astype(np.float32)
 
 
+def foreground_mask(heightmaps: Heightmaps, min_point_height: float) -> np.ndarray:
+    """Cells holding something: higher than ``min_point_height``, or low but unlike the table's colour.
+
+    The colour test keeps flat things (a slate lying flat, a stone sunk between items) that a height
+    threshold alone would paint over as table. The table's colour is the median of the low cells; a low
+    cell is foreground when its RGB distance from it exceeds the median distance by
+    ``TABLE_TOLERANCE_MADS`` robust deviations (at least ``TABLE_TOLERANCE_MIN``).
+    """
+    high = heightmaps.valid & (heightmaps.height > min_point_height)
+    low = heightmaps.valid & ~high
+    if low.sum() < TABLE_MIN_SHARE * low.size:
+        return high
+    color = heightmaps.color.astype(np.float32)
+    table = np.median(color[low], axis=0)
+    dist = np.linalg.norm(color - table, axis=-1)
+    d = dist[low]
+    med = float(np.median(d))
+    tol = max(med + TABLE_TOLERANCE_MADS * 1.4826 * float(np.median(np.abs(d - med))), TABLE_TOLERANCE_MIN)
+    return high | (low & (dist > tol))
+
+
 def saliency_input(heightmaps: Heightmaps, object_mask: np.ndarray) -> np.ndarray:
     """The colour heightmap prepared for saliency: gaps filled, the table painted in the product's colour.
 
@@ -240,6 +265,7 @@ class Region:
     contrast: float = 0.0
     raw_peak: float = 0.0
     novelty: float | None = None
+    extent_m2: float = 0.0
     accepted: bool = False
     reason: str = ""
 
@@ -254,7 +280,9 @@ def salient_regions(saliency: np.ndarray, spec: SaliencySpec, *, cell_area: floa
     and is skipped. Stops at ``spec.max_regions``. ``allowed`` restricts seeds, growth and the
     "elsewhere" of ``Region.contrast`` (e.g. to object cells); ``grid`` adds metric centres and
     ``cell_area`` (m^2) metric areas; the highest ``features`` value inside a region becomes its
-    ``Region.raw_peak``.
+    ``Region.raw_peak``. ``Region.extent_m2`` is the area of the same peak grown down to
+    ``EXTENT_LEVEL`` of it (earlier regions excluded): the salient thing's size, which the region's core
+    at ``region_threshold`` underestimates.
     """
     sal = np.asarray(saliency, np.float32)
     if sal.ndim != 2:
@@ -271,8 +299,10 @@ def salient_regions(saliency: np.ndarray, spec: SaliencySpec, *, cell_area: floa
         mask = grow_region(work, (r, c), spec.region_threshold * peak)
         if (mask & taken).any():
             continue
+        extent = grow_region(np.where(taken, 0.0, work), (r, c), EXTENT_LEVEL * peak) | mask
         taken |= mask
-        regions.append(_make_region(mask, (r, c), peak, features, cell_area, grid))
+        region = _make_region(mask, (r, c), peak, features, cell_area, grid)
+        regions.append(replace(region, extent_m2=float(extent.sum() * cell_area)))
     rest = ~taken if allowed is None else allowed & ~taken
     return [_with_contrast(reg, sal, rest) for reg in regions]
 
