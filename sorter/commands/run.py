@@ -297,7 +297,11 @@ def runs_show(args: argparse.Namespace) -> int:
 def runs_export(args: argparse.Namespace) -> int:
     with _open_log(args.db) as runlog:
         if args.csv == "-":
-            runlog.export_csv(args.id, sys.stdout)
+            try:
+                runlog.export_csv(args.id, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         with open(args.csv, "w", newline="", encoding="utf-8") as fh:
             n = runlog.export_csv(args.id, fh)
