@@ -9,10 +9,12 @@
      ``MIN_FEATURE_CONTRAST`` (a clean product's own shading, texture and colour spread stay below it, an
      impurity's colour or brightness step does not) and its extent (the peak grown down to half its
      height) covers ``min_region_area``;
-   - with one: it must also look unlike the product (novelty >= ``appearance.threshold``), which vetoes
-     salient product (an odd shadow, a strongly lit item) and, because every novel area of object cells
-     becomes a region too, finds impurities that saliency ranked below another or merged away. The
-     saliency-contrast test is then not required: the taught model is the better judge of "unlike".
+   - with one: it must look unlike the product (novelty >= ``appearance.threshold``), which vetoes
+     salient product (a rare colour variant, a strongly lit item) and, because every novel area of
+     object cells becomes a region too, finds impurities that saliency ranked below another or merged
+     away. A region clearly unlike the product (``CLEAR_NOVELTY`` units above the threshold) needs no
+     saliency; one only slightly unfamiliar (a shaded face of a stacked item the teaching frames never
+     showed) must also pass the feature-contrast test.
    Accepted regions are ranked by ``(1 - weight) * saliency + weight * sigmoid(novelty)``.
 3. With no accepted region, DBSCAN clusters (``occlusion``); the largest that can hide an impurity gives
    cluster mode with an all-one mask over its crop; otherwise the batch is clean.
@@ -48,6 +50,7 @@ from sorter.perception.saliency import (
 )
 from sorter.recipe import PerceptionSpec, Recipe, SaliencySpec
 
+CLEAR_NOVELTY = 3.0  # novelty units above the threshold at which appearance alone decides
 MIN_FEATURE_CONTRAST = 0.048  # opponent-colour units; between clean product (<= 0.042) and impurities
 # (>= 0.056) over the four shipped recipes' simulated scenes, seeds 1-49 (see module doc)
 
@@ -218,23 +221,34 @@ class Attender:
         return sorted(judged, key=lambda r: (not r.accepted, -r.score))
 
     def _verdict(self, r: Region, taught: bool) -> Region:
-        sal_spec, app = self.spec.saliency, self.spec.appearance
+        sal_spec = self.spec.saliency
         size = max(r.area_m2, r.extent_m2)
         if size < sal_spec.min_region_area:
             return replace(r, accepted=False, reason=f"area {size * 1e4:.1f} cm^2 under "
                                                      f"{sal_spec.min_region_area * 1e4:.1f} cm^2")
         if taught:
-            nov = -math.inf if r.novelty is None else r.novelty
-            score = (1 - app.weight) * r.saliency + app.weight * _sigmoid(nov)
-            ok = nov >= app.threshold
-            why = f"novelty {nov:.2f} {'>=' if ok else '<'} {app.threshold:.2f}"
-            return replace(r, accepted=ok, score=score, reason=why)
+            return self._taught_verdict(r)
         ok_ratio = r.contrast >= sal_spec.min_peak_ratio
         floor = self.method.min_raw_contrast
         ok_raw = r.raw_peak >= floor
         why = (f"contrast {r.contrast:.1f}x {'>=' if ok_ratio else '<'} {sal_spec.min_peak_ratio:.1f}x, "
                f"feature contrast {r.raw_peak:.3f} {'>=' if ok_raw else '<'} {floor:.3f}")
         return replace(r, accepted=ok_ratio and ok_raw, score=r.saliency, reason=why)
+
+    def _taught_verdict(self, r: Region) -> Region:
+        """Unlike the product, and either clearly so or also standing out in saliency."""
+        app, floor = self.spec.appearance, self.method.min_raw_contrast
+        nov = -math.inf if r.novelty is None else r.novelty
+        score = (1 - app.weight) * r.saliency + app.weight * _sigmoid(nov)
+        if nov < app.threshold:
+            return replace(r, accepted=False, score=score,
+                           reason=f"looks like the product (novelty {nov:.1f} < {app.threshold:.1f})")
+        if nov >= app.threshold + CLEAR_NOVELTY or r.raw_peak >= floor:
+            return replace(r, accepted=True, score=score,
+                           reason=f"novelty {nov:.1f}, feature contrast {r.raw_peak:.3f}")
+        return replace(r, accepted=False, score=score,
+                       reason=f"slightly unfamiliar (novelty {nov:.1f}) but not salient (feature contrast "
+                              f"{r.raw_peak:.3f} < {floor:.3f})")
 
     def _target(self, regions: list[Region], hm: Heightmaps, sal: np.ndarray) -> Attention:
         top = regions[0]
