@@ -24,10 +24,12 @@ class LatencyReport:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    over_50ms: int  # ticks later than 50 ms
 
     def __str__(self) -> str:
         return (f"event-loop latency over {self.samples} ticks: median {self.median_ms:.1f} ms, "
-                f"p95 {self.p95_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, max {self.max_ms:.1f} ms")
+                f"p95 {self.p95_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, max {self.max_ms:.1f} ms, "
+                f"{self.over_50ms} ticks over 50 ms")
 
 
 class LatencyProbe(QObject):
@@ -65,4 +67,6 @@ class LatencyProbe(QObject):
         def pct(q: float) -> float:
             return values[min(len(values) - 1, int(q * len(values)))]
 
-        return LatencyReport(len(self.late_ms), statistics.median(values), pct(0.95), pct(0.99), values[-1])
+        over = sum(1 for v in self.late_ms if v > 50.0)
+        return LatencyReport(len(self.late_ms), statistics.median(values), pct(0.95), pct(0.99), values[-1],
+                             over)
