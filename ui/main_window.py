@@ -31,6 +31,7 @@ from PyQt6.QtWidgets import (
 from sorter.recipe import Recipe, RecipeError, load_recipe
 from ui.history import HistoryView
 from ui.recipe_editor import RecipeEditor
+from ui.recipe_text import describe
 from ui.rehearsal import RehearsalPanel
 from ui.roles import PinError, Role, verify_pin
 from ui.run_view import RunView
@@ -159,11 +160,9 @@ class MainWindow(QMainWindow):
         try:
             recipe = load_recipe(path)
         except RecipeError as exc:
-            first = exc.issues[0] if exc.issues else None
-            where = f"line {first.line}: " if first and first.line else ""
-            self.run_view.set_recipe(None, f"{Path(path).name} is not a valid recipe ({where}"
-                                     f"{first.message if first else exc}); an engineer can fix it in the "
-                                     "Recipe tab")
+            problem = describe(exc.issues[0]) if exc.issues else str(exc)
+            self.run_view.set_recipe(None, f"{Path(path).name} is not a valid recipe ({problem}); an "
+                                     "engineer can fix it in the Recipe tab")
             self.cell_label.setText("")
             recipe = None
         else:
