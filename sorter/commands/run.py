@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -132,17 +133,20 @@ def _drive(loop, dry_run: bool) -> None:
     events = loop.subscribe()
     status = _StatusLine(sys.stderr)
     previous = signal.getsignal(signal.SIGINT)
+    interrupted = threading.Event()
 
     def on_interrupt(signum, frame):
-        loop.stop("interrupted by operator (Ctrl-C)")
+        interrupted.set()
         signal.signal(signal.SIGINT, previous)
-        status.message("stopping after the cycle in flight; Ctrl-C again aborts at once")
 
     signal.signal(signal.SIGINT, on_interrupt)
     try:
         loop.start()
         while True:
-            event = events.get(timeout=0.5)
+            if interrupted.is_set() and loop.state not in ("stopping", "stopped"):
+                loop.stop("interrupted by operator (Ctrl-C)")
+                status.message("stopping after the cycle in flight; Ctrl-C again aborts at once")
+            event = events.get(timeout=0.2)
             if isinstance(event, CycleDone):
                 if dry_run:
                     print(_describe_dry_cycle(event.record))
