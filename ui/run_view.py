@@ -126,6 +126,7 @@ class RunView(QWidget):
         self.operator = ""
         self.seed: int | None = None  # None: a fresh odd seed per run
         self.layers: set[Layer] = set(DEFAULT_LAYERS)
+        self._ended = ""
         self.last_frame: FrameOverlay | None = None
         self._drawn: FrameOverlay | None = None
         self.batches: dict[int, BatchRecord] = {}
@@ -229,6 +230,9 @@ class RunView(QWidget):
         """The recipe the next run uses; None (with the problem in words) makes Start impossible."""
         if self.active:
             raise RuntimeError("the recipe cannot change during a run")
+        if recipe is None or self.recipe is None or (recipe.path, recipe.sha256) != (self.recipe.path,
+                                                                                     self.recipe.sha256):
+            self._ended = ""
         self.recipe = recipe
         self.recipe_problem = problem
         self._update_controls()
@@ -246,6 +250,8 @@ class RunView(QWidget):
         self.next_batch_button.setEnabled(active and state == "running")
         if self.recipe is None:
             self.note.setText(f"<span style='color:#b71c1c'>Cannot start: {self.recipe_problem}</span>")
+        elif not active and self._ended:
+            self.note.setText(self._ended)
         elif not active:
             cell = "simulated cell" if self.recipe.is_simulated else "HARDWARE cell"
             self.note.setText(f"Ready: {self.recipe.product.name} on the {cell}.")
@@ -262,6 +268,7 @@ class RunView(QWidget):
         session = RunSession(request, self.builder, self)
         self._connect(session)
         self._reset_figures()
+        self._ended = ""
         self.session = session
         self._log(f"starting a run of {self.recipe.product.name} (seed {seed})")
         session.start()
@@ -397,7 +404,12 @@ class RunView(QWidget):
         self.banner.clear()
         self._update_controls()
         if session is not None and session.end_reason:
-            self.note.setText(f"Run {session.run_id} ended: {session.end_reason}")
+            self._ended = f"Run {session.run_id} ended: {session.end_reason}"
+        elif session is not None and session.error:
+            self._ended = f"<span style='color:#b71c1c'>{session.error}</span>"
+        else:
+            self._ended = "The run was cancelled before the robot moved."
+        self.note.setText(self._ended)
         self.active_changed.emit(False)
         self.run_finished.emit(session)
 

@@ -112,3 +112,17 @@ def test_closing_the_window_during_a_run_stops_it_and_the_log_says_why(window, q
     with RunLog(db_path) as log:
         run = log.run(session.run_id)
     assert run.end_reason == CLOSE_REASON and run.finished
+
+
+def test_stop_while_the_cell_is_opening_cancels_before_the_robot_moves(window, qtbot, db_path: Path) -> None:
+    view = window.run_view
+    view.seed = SEED
+    session = view.start()
+    assert view.state.state == "starting" and view.stop_button.isEnabled()
+    with qtbot.waitSignal(session.finished, timeout=RUN_TIMEOUT_MS):
+        qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
+    assert session.run_id is None and view.state.state == "idle"
+    assert view.note.text() == "The run was cancelled before the robot moved."
+    assert view.start_button.isEnabled()
+    with RunLog(db_path) as log:
+        assert log.runs() == []
