@@ -112,6 +112,10 @@ class SimCell:
         self.time += float(seconds)
         self.version += 1
 
+    def restart_ids(self) -> None:
+        """Number new objects from 1 again (a scenario builder starting over with a fresh scene)."""
+        self._next_id = 1
+
     def make_objects(self, n_items: int, n_impurities: int, rng: np.random.Generator) -> list[SimObject]:
         """New objects with fresh ids: impurities first, then items."""
         out = []
@@ -221,13 +225,16 @@ class SimCell:
         intr = self.caster.intr
         return self.caster.amodal(list(self._geoms_of(obj_id))).reshape(intr.height, intr.width)
 
-    def occlusion(self, obj_id: int) -> float:
-        """Occlusion rate of an object in the current state (scenario building; no frame needed)."""
+    def occlusion(self, obj_id: int, visible: dict[int, int] | None = None) -> float:
+        """Occlusion rate of an object in the current state (scenario building; no frame needed).
+
+        ``visible`` is ``visible_counts()`` when the caller already has it.
+        """
         amodal = int(self.amodal(obj_id).sum())
         if amodal == 0:
             return 1.0
-        visible = self.visible_counts().get(obj_id, 0)
-        return max(0.0, 1.0 - visible / amodal)
+        shown = (self.visible_counts() if visible is None else visible).get(obj_id, 0)
+        return max(0.0, 1.0 - shown / amodal)
 
     def object_states(self) -> list[ObjectState]:
         self._require_scene()

@@ -23,6 +23,7 @@ FREE_ACCELERATION = 4.0  # m/s^2 of the physics gripper when carrying
 CONTACT_DEPTH = 0.0005  # m of penetration that counts as touching
 JAW_STALL_SPEED = 0.002  # m/s; the jaws count as stopped below this
 JAW_TIMEOUT = 0.6  # s of physics allowed for the jaws to open or close
+JAW_MIN_TIME = 0.03  # s before the jaws may count as stopped
 HOLD_SETTLE = 0.06  # s of physics after a move for the servos to settle
 
 
@@ -93,20 +94,28 @@ class GripperRig:
 
     def jaws(self, closing: bool) -> None:
         """Drive both jaws with the recipe force until they stall (or reach their limit)."""
-        sc = self.scene
-        self.d.ctrl[sc.finger_act] = self.force if not closing else -self.force
-        dt = self.m.opt.timestep
+        self.d.ctrl[self.scene.finger_act] = self.force if not closing else -self.force
+        self.settle_jaws()
+
+    def settle_jaws(self) -> None:
+        """Step until the jaws stand still, as the real gripper's status settles before it is read."""
         dofs = self.m.jnt_dofadr[[self.m.joint("finger_l").id, self.m.joint("finger_r").id]]
         elapsed = 0.0
         while elapsed < JAW_TIMEOUT:
             self.step(CHUNK)
-            elapsed += CHUNK * dt
-            if elapsed > 0.03 and np.all(np.abs(self.d.qvel[dofs]) < JAW_STALL_SPEED):
+            elapsed += CHUNK * self.m.opt.timestep
+            if elapsed > JAW_MIN_TIME and np.all(np.abs(self.d.qvel[dofs]) < JAW_STALL_SPEED):
                 break
 
-    def weaken(self, fraction: float) -> None:
-        """Reduce the grip force to ``fraction`` of the recipe force (a worn or slipping gripper)."""
-        self.d.ctrl[self.scene.finger_act] = -self.force * fraction
+    def loosen(self, opening: float) -> None:
+        """Open the jaws by ``opening`` metres and hold them there (an injected slip)."""
+        target = self.width + opening
+        self.d.ctrl[self.scene.finger_act] = self.force
+        elapsed = 0.0
+        while self.width < target and elapsed < JAW_TIMEOUT:
+            self.step(CHUNK)
+            elapsed += CHUNK * self.m.opt.timestep
+        self.d.ctrl[self.scene.finger_act] = 0.0
 
     def pad_contacts(self) -> dict[int, set[int]]:
         """Object ids touching each pad: {pad geom id: {object ids}}."""

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 TIP_CLEARANCE = 0.002  # m, lowest fingertip height above the table
 APPROACH_CLEARANCE = 0.015  # m above the highest object under the gripper where guarded descents start
 HELD_MIN_WIDTH = 0.003  # m; jaws stopped wider than this have something between them
-SLIP_GRIP_FRACTION = 0.02  # grip force left when a slip is injected
+SLIP_AT = 0.3  # share of the way to the bin where an injected slip happens
+SLIP_OPENING = 0.015  # m the jaws give way by in an injected slip
 RELEASE_WAIT = 0.5  # s of physics for a released item to come to rest
 APPROACH_OFFSET = 0.05  # m above the goal where the real arm slows to contact speed
 
@@ -139,6 +140,7 @@ class SimRobot(Robot):
         run.duration += self._motion.jaw(gr.max_opening - rig.width)
         closed_width = rig.width
         self._lift(run)
+        rig.settle_jaws()
         lifted_width = rig.width
         held = closed_width > HELD_MIN_WIDTH and lifted_width > HELD_MIN_WIDTH
         self.last_held = rig.held_objects() if held else set()
@@ -210,7 +212,9 @@ class SimRobot(Robot):
                              bin_spec.position[2] + bin_spec.release_height])
         if cell.faults.slip_next_grasp:
             cell.faults.slip_next_grasp = False
-            rig.weaken(SLIP_GRIP_FRACTION)
+            start = rig.pose[:3]
+            rig.move(start + SLIP_AT * (over_bin - start))
+            rig.loosen(SLIP_OPENING)
         rig.move(over_bin)
         run.duration += self._motion.free_move(self._tool, over_bin)
         self._tool = rig.pose[:3].copy()

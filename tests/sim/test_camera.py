@@ -1,0 +1,90 @@
+"""The simulated RGB-D camera: frame format, D435-like intrinsics and noise, masks, faults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sorter.cell.base import CameraDisconnected, CameraTimeout
+
+
+def test_frame_matches_the_realsense_format_and_geometry(toy):
+    toy.reset("random", 1)
+    frame = toy.camera.read()
+    intr = toy.camera.intrinsics
+    assert (intr.width, intr.height) == (640, 480) and 600 < intr.fx < 630
+    assert frame.color.dtype == np.uint8 and frame.color.shape == (480, 640, 3)
+    assert frame.depth.dtype == np.float32 and frame.depth.shape == (480, 640)
+    valid = frame.depth[frame.depth > 0]
+    camera_height = toy.camera_pose.translation[2] - toy.recipe.workspace.table_z
+    assert abs(np.median(valid) - camera_height) < 0.05
+    assert 0.0005 < np.mean(frame.depth == 0) < 0.05, "some pixels drop out at depth edges, not many"
+
+
+def test_depth_back_projects_onto_the_objects(toy):
+    toy.reset("random", 1)
+    frame = toy.camera.read()
+    points = toy.camera_pose.apply(frame.intrinsics.deproject(frame.depth))
+    visible = toy.truth.visible_mask()
+    for state in toy.truth.objects():
+        mask = (visible == state.id) & (frame.depth > 0)
+        if mask.sum() < 50:
+            continue
+        centre = points[mask].mean(axis=0)
+        assert np.linalg.norm(centre[:2] - state.position[:2]) < 0.015
+        assert points[mask][:, 2].max() < state.position[2] + 0.03
+
+
+def test_impurities_have_their_recipe_hue_and_are_shaded(toy):
+    toy.reset("random", 1)
+    frame = toy.camera.read()
+    visible = toy.truth.visible_mask()
+    for oid in toy.truth.impurity_ids():
+        state = toy.truth.object(oid)
+        spec = next(s for s in toy.recipe.sim.impurities if s.name == state.name)
+        pixels = frame.color[visible == oid].astype(float)
+        seen = pixels.mean(axis=0)
+        mean = np.array(spec.color.mean, float)
+        assert np.abs(seen / seen.sum() - mean / mean.sum()).max() < 0.06
+        assert seen.sum() < mean.sum() + 20, "Lambert shading never brightens beyond the albedo"
+        assert pixels.sum(axis=1).std() > 5, "faces turned from the light are darker, texture varies"
+
+
+def test_amodal_mask_contains_the_visible_pixels(toy):
+    toy.reset("30", 1)
+    toy.camera.read()
+    visible = toy.truth.visible_mask()
+    for state in toy.truth.objects()[:10]:
+        amodal = toy.truth.amodal_mask(state.id)
+        own = visible == state.id
+        assert np.sum(own & ~amodal) <= 0.01 * max(own.sum(), 1)
+        assert 0.0 <= toy.truth.occlusion_rate(state.id) <= 1.0
+
+
+def test_camera_noise_is_seeded_by_scene_and_frame(toy):
+    toy.reset("clean", 1)
+    a, b = toy.camera.read(), toy.camera.read()
+    assert b.sequence == a.sequence + 1 and b.timestamp > a.timestamp
+    assert not np.array_equal(a.depth, b.depth), "each frame has its own sensor noise"
+    toy.reset("clean", 1)
+    assert np.array_equal(toy.camera.read().depth, a.depth)
+
+
+def test_injected_dropouts_time_out_then_frames_resume(toy):
+    toy.reset("clean", 1)
+    toy.faults.camera_dropouts = 2
+    for _ in range(2):
+        with pytest.raises(CameraTimeout):
+            toy.camera.read()
+    assert toy.camera.read().color.shape == (480, 640, 3)
+
+
+def test_read_latest_reuses_a_fresh_frame_and_disconnect_is_reported(toy):
+    toy.reset("clean", 1)
+    frame = toy.camera.read()
+    assert toy.camera.read_latest(max_age=1.0) is frame
+    toy.camera.disconnect()
+    with pytest.raises(CameraDisconnected):
+        toy.camera.read()
+    toy.camera.connect()
+    assert toy.camera.read().sequence == frame.sequence + 1
