@@ -15,12 +15,14 @@ from PyQt6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from sorter.policy.registry import model_path, model_sha256
 from sorter.recipe import NextBatchSpec, PolicySpec, Recipe
 from ui.yaml_edit import Scalar
 
@@ -77,6 +79,17 @@ SECTIONS: tuple[tuple[str, tuple[FormField, ...]], ...] = (
 )
 
 
+def model_status(recipe: Recipe) -> str:
+    """One line on the recipe's model file: none needed, found (with its sha256), or missing."""
+    path = model_path(recipe)
+    if path is None:
+        return "none (the scripted heuristic needs no model)"
+    if not path.is_file():
+        return (f"<span style='color:#b71c1c'>{path} is missing: train one with `sorter train` or copy a "
+                "shipped model from models/</span>")
+    return f"{path.name}: {path.stat().st_size / 1e6:.1f} MB, sha256 {model_sha256(recipe)[:12]}…"
+
+
 def recipe_value(recipe: Recipe, path: tuple[str, ...]) -> object:
     value: object = recipe
     for part in path:
@@ -92,6 +105,8 @@ class RecipeForm(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.editors: dict[tuple[str, ...], QWidget] = {}
+        self.model_status = QLabel()
+        self.model_status.setWordWrap(True)
         layout = QVBoxLayout(self)
         for title, fields in SECTIONS:
             box = QGroupBox(title)
@@ -100,6 +115,8 @@ class RecipeForm(QWidget):
                 editor = self._make_editor(field)
                 self.editors[field.path] = editor
                 form.addRow(field.label, editor)
+            if title == "Policy":
+                form.addRow("Model", self.model_status)
             layout.addWidget(box)
         layout.addStretch(1)
 
@@ -108,6 +125,7 @@ class RecipeForm(QWidget):
         for _title, fields in SECTIONS:
             for field in fields:
                 self._set(field, self.editors[field.path], recipe_value(recipe, field.path))
+        self.model_status.setText(model_status(recipe))
 
     def _make_editor(self, field: FormField) -> QWidget:
         if field.kind == "float":

@@ -102,3 +102,23 @@ def test_an_invalid_recipe_file_cannot_be_started(window, recipes_dir: Path) -> 
     assert f"toy-blocks.yaml is not a valid recipe (Line {line}: policy > kind: must be 'tcdd', 'opg' or " \
            "'heuristic' (got 'magic'))" in view.note.text()
     screenshot(window, "run_view_invalid_recipe")
+
+
+def test_policy_model_is_chosen_in_the_form_and_its_file_checked(window, qtbot) -> None:
+    editor = _open_editor(window, qtbot)
+    editor.form.editors[("policy", "kind")].setCurrentText("tcdd")
+    assert not editor.validate()
+    assert "policy: policy kind 'tcdd' needs 'model'" in editor.issue_list.item(0).text()
+
+    model = editor.form.editors[("policy", "model")]
+    model.setText("models/blocks.safetensors")
+    model.setModified(True)
+    model.editingFinished.emit()
+    assert editor.validate() and editor.recipe.policy.model == "models/blocks.safetensors"
+    assert "is missing: train one with `sorter train`" in editor.form.model_status.text()
+
+    weights = editor.path.parent / "models" / "blocks.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"\0" * 2048)
+    assert editor.validate()
+    assert editor.form.model_status.text().startswith("blocks.safetensors: 0.0 MB, sha256 ")
