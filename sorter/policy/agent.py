@@ -203,8 +203,14 @@ class PushGraspAgent(Policy):
             return q_region(self.net, scene_tensor(obs), obs.region, self.grid).numpy()
 
     def allowed(self, obs: Observation, attention=None) -> np.ndarray:
-        """Valid actions of the region; S-VPG further keeps only cells on the salient target."""
+        """Valid actions of the region.
+
+        Without a visible target only pushes are allowed (paper 2, section 4: the pushing network
+        scatters the cluster until a target shows); S-VPG keeps only cells on the salient target.
+        """
         ok = valid_actions(obs.region, self.envelope) & obs.region.inside_grid(self.grid)[None, None]
+        if attention is not None and attention.mode != "target" and not self.method.whole_scene:
+            ok[GRASP] = False
         if self.method.restrict_to_mask and attention is not None and attention.mode == "target":
             r = obs.region
             target = _crop(np.asarray(attention.target_mask, bool), r)
@@ -244,6 +250,8 @@ class PushGraspAgent(Policy):
             if guided is not None:
                 return guided
         kind = GRASP if rng.random() < ex.grasp_share else PUSH
+        if not ok[kind].any():
+            kind = PUSH if kind == GRASP else GRASP
         cells = ok[kind].any(axis=0)
         if kind == GRASP:
             cells &= _crop(heightmaps.height, obs.region) > OCCUPIED
