@@ -101,7 +101,7 @@ class SimCell:
         self.robot.restart()
 
     def drop_batch(self, rng: np.random.Generator) -> None:
-        """The feeder: remove what lies in the bin or fell off, then drop a new batch and let it settle."""
+        """The feeder: clear the bin and strays, drop a new batch onto the workspace and let it settle."""
         self._require_scene()
         start = self.scene.data.time
         build_feeder_batch(self, rng)

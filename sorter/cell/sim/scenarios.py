@@ -434,12 +434,16 @@ def build_hard(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
 
 
 def build_feeder_batch(cell: SimCell, rng: np.random.Generator) -> None:
-    """Drop a new batch (counts drawn from recipe.sim.feeder) from drop_height onto the current table."""
+    """Drop a new batch (counts drawn from recipe.sim.feeder) from drop_height onto the current table.
+
+    What lies in the workspace stays; what is in the bin, on the floor or on the table outside the
+    workspace is cleared away first (the bin emptied, strays swept off).
+    """
     feeder = cell.recipe.sim.feeder
     n_items = int(rng.integers(feeder.items[0], feeder.items[1] + 1))
     n_imp = int(rng.integers(feeder.impurities[0], feeder.impurities[1] + 1))
     keep = cell.scene.placements() if cell.scene is not None else []
-    keep = [p for p in keep if cell.on_table(p.pos)]
+    keep = [p for p in keep if cell.on_table(p.pos) and cell.recipe.workspace.grid().contains(*p.pos[:2])]
     objects = cell.make_objects(n_items, n_imp, rng)
     occupied = [(p.pos, p.obj.radius) for p in keep]
     xy = _uniform_xy(len(objects), drop_region(cell.recipe), rng)
