@@ -19,7 +19,7 @@ from sorter.cell.sim.camera import Background, RayCaster, SimCamera, finish_fram
 from sorter.cell.sim.gripper import GripperRig
 from sorter.cell.sim.robot import SimRobot
 from sorter.cell.sim.scenarios import SCENARIOS, build_feeder_batch, counts_for
-from sorter.cell.sim.scene import BIN_DEPTH, Corral, Placement, SceneModel
+from sorter.cell.sim.scene import BIN_DEPTH, Placement, SceneModel
 from sorter.cell.sim.shapes import SimObject, pick_spec, sample_object
 from sorter.cell.sim.truth import GroundTruth, ObjectState
 from sorter.errors import SorterError
@@ -42,6 +42,11 @@ class SimFaults:
     camera_dropouts: int = 0  # the next N camera reads raise CameraTimeout
     protective_stop_next_action: bool = False  # the next execute() stops mid-descent with ProtectiveStop
     slip_next_grasp: bool = False  # the next held item loosens in the jaws and is lost on the way
+
+    def clear(self) -> None:
+        self.camera_dropouts = 0
+        self.protective_stop_next_action = False
+        self.slip_next_grasp = False
 
 
 class SimCell:
@@ -70,7 +75,7 @@ class SimCell:
         counts = counts_for(self.recipe, scenario)
         self.scenario, self.seed = scenario, int(seed)
         self._next_id = 1
-        self.faults.__init__()
+        self.faults.clear()
         rng = np.random.default_rng([self.seed, _name_key(scenario)])
         SCENARIOS[scenario].build(self, counts, rng)
         self.time = 0.0
@@ -93,7 +98,7 @@ class SimCell:
         """A hand-made scene (tests, benchmarks): exactly these objects, let settle."""
         self.scenario, self.seed = name, int(seed)
         self._next_id = max((p.obj.id for p in placements), default=0) + 1
-        self.faults.__init__()
+        self.faults.clear()
         self.load(placements)
         self.settle()
         self.time = 0.0
@@ -126,9 +131,9 @@ class SimCell:
                 self._next_id += 1
         return out
 
-    def load(self, placements: list[Placement], corrals: list[Corral] | None = None) -> None:
+    def load(self, placements: list[Placement]) -> None:
         """Compile a scene holding exactly ``placements``; the gripper waits at home."""
-        self.scene = SceneModel(self.recipe, placements, corrals)
+        self.scene = SceneModel(self.recipe, placements)
         self.scene.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
         self.rig = GripperRig(self.scene)
         intr = intrinsics_for(self.recipe)

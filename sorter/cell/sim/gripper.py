@@ -18,12 +18,13 @@ from sorter.cell.sim.scene import SceneModel
 
 CHUNK = 5  # physics steps between servo target updates
 DESCENT_SPEED = 0.25  # m/s of the physics gripper on guarded moves
-FREE_SPEED = 0.6  # m/s of the physics gripper when carrying
-FREE_ACCELERATION = 4.0  # m/s^2 of the physics gripper when carrying
+FREE_SPEED = 0.6  # m/s of the physics gripper on moves that carry nothing
+FREE_ACCELERATION = 4.0  # m/s^2 of the physics gripper on moves that carry nothing
 CONTACT_DEPTH = 0.0005  # m of penetration that counts as touching
 JAW_STALL_SPEED = 0.002  # m/s; the jaws count as stopped below this
 JAW_TIMEOUT = 0.6  # s of physics allowed for the jaws to open or close
 JAW_MIN_TIME = 0.03  # s before the jaws may count as stopped
+YAW_PATH = 0.05  # m of servo path per radian when the wrist mainly turns
 HOLD_SETTLE = 0.06  # s of physics after a move for the servos to settle
 
 
@@ -35,6 +36,7 @@ class GripperRig:
         self.m, self.d = scene.model, scene.data
         self.force = float(self.m.actuator_ctrlrange[scene.finger_act[0], 1])
         self.max_half = float(self.m.jnt_range[self.m.joint("finger_l").id, 1])
+        self._finger_dofs = self.m.jnt_dofadr[[self.m.joint(n).id for n in ("finger_l", "finger_r")]]
         self.on_step = None
 
     @property
@@ -48,14 +50,16 @@ class GripperRig:
         return float(self.d.qpos[self.scene.finger_qadr].sum())
 
     def teleport(self, xyz: np.ndarray, yaw: float, jaw_half: float | None = None) -> None:
-        """Place the gripper at rest in free space (the caller checked the path is clear)."""
+        """Place the gripper at rest in free space (the caller checked the path is clear); with
+        ``jaw_half``, the jaws too, held open (> 0) or shut (0) by the drive."""
         sc, d = self.scene, self.d
         d.qpos[sc.carriage_qadr] = [*xyz, yaw]
         d.qvel[sc.carriage_dadr] = 0.0
         d.ctrl[sc.carriage_act] = [*xyz, yaw]
         if jaw_half is not None:
             d.qpos[sc.finger_qadr] = jaw_half
-            d.qvel[self.m.jnt_dofadr[[self.m.joint("finger_l").id, self.m.joint("finger_r").id]]] = 0.0
+            d.qvel[self._finger_dofs] = 0.0
+            d.ctrl[sc.finger_act] = self.force if jaw_half > 0 else -self.force
         mujoco.mj_forward(self.m, d)
 
     def step(self, n: int) -> None:
@@ -64,7 +68,8 @@ class GripperRig:
             self.on_step(n)
 
     def move(self, xyz: np.ndarray, yaw: float | None = None, speed: float = FREE_SPEED,
-             guarded: bool = False, stop_after: float | None = None) -> bool:
+             guarded: bool = False, stop_after: float | None = None,
+             acceleration: float = FREE_ACCELERATION) -> bool:
         """Move the fingertip centre along a straight line; with ``guarded``, stop at first contact.
 
         Returns True when the move stopped on contact. ``stop_after`` cuts the move short after that
@@ -72,7 +77,7 @@ class GripperRig:
         """
         start = self.d.ctrl[self.scene.carriage_act].copy()
         goal = np.array([*xyz, start[3] if yaw is None else yaw])
-        for target in _ramp(start, goal, speed, FREE_ACCELERATION, self.m.opt.timestep * CHUNK, stop_after):
+        for target in _ramp(start, goal, speed, acceleration, self.m.opt.timestep * CHUNK, stop_after):
             self.d.ctrl[self.scene.carriage_act] = target
             self.step(CHUNK)
             if guarded and self.touching():
@@ -99,7 +104,7 @@ class GripperRig:
 
     def settle_jaws(self) -> None:
         """Step until the jaws stand still, as the real gripper's status settles before it is read."""
-        dofs = self.m.jnt_dofadr[[self.m.joint("finger_l").id, self.m.joint("finger_r").id]]
+        dofs = self._finger_dofs
         elapsed = 0.0
         while elapsed < JAW_TIMEOUT:
             self.step(CHUNK)
@@ -144,7 +149,7 @@ def _ramp(start: np.ndarray, goal: np.ndarray, speed: float, accel: float, dt: f
     delta = goal - start
     dist = float(np.linalg.norm(delta[:3]))
     ang = abs(float(delta[3]))
-    length = max(dist, ang * 0.05)
+    length = max(dist, ang * YAW_PATH)
     if length < 1e-6:
         return [goal]
     total = trapezoid_time(length, speed, accel)

@@ -42,7 +42,7 @@ APPROACH_OFFSET = 0.05  # m above the goal where the real arm slows to contact s
 
 @dataclass
 class _Run:
-    """Bookkeeping of one primitive: modelled duration so far, where the tool is, what it met."""
+    """Bookkeeping of one primitive: modelled arm time so far, and where an injected stop cuts it."""
 
     duration: float = 0.0
     stop_fraction: float | None = None
@@ -57,7 +57,7 @@ class SimRobot(Robot):
         self._tool = np.asarray(cell.recipe.robot.home, float)
         self._yaw = 0.0
         self._motion = MotionModel(cell.recipe)
-        self.last_held: set[int] = set()
+        self.last_held: set[int] = set()  # ids of the objects between the jaws after the last grasp
 
     def restart(self) -> None:
         """A new scene: the tool waits at home, ready, holding nothing."""
@@ -89,6 +89,7 @@ class SimRobot(Robot):
 
     def home(self) -> None:
         self._check_ready()
+        self._sync_tool()
         run = _Run()
         self._retreat(run, force_home=True)
         self._cell.advance(run.duration)
@@ -98,6 +99,7 @@ class SimRobot(Robot):
         self._check_ready()
         if not action.is_finite():
             return Outcome(executed=False, error=f"action has non-finite values: {action}")
+        self._sync_tool()
         run = _Run()
         if self._cell.faults.protective_stop_next_action:
             self._cell.faults.protective_stop_next_action = False
@@ -113,6 +115,11 @@ class SimRobot(Robot):
         self._status = RobotStatus.READY
         self._cell.advance(run.duration)
         return outcome
+
+    def _sync_tool(self) -> None:
+        """The arm starts where the physical gripper is (home after a new scene, wherever it stopped)."""
+        pose = self._rig.pose
+        self._tool, self._yaw = pose[:3].copy(), float(pose[3])
 
     def _check_ready(self) -> None:
         if self._status == RobotStatus.DISCONNECTED:
@@ -144,7 +151,11 @@ class SimRobot(Robot):
         lifted_width = rig.width
         held = closed_width > HELD_MIN_WIDTH and lifted_width > HELD_MIN_WIDTH
         self.last_held = rig.held_objects() if held else set()
-        delivered = self._deliver(run) if held else self._release(run)
+        delivered = False
+        if held:
+            delivered = self._deliver(run)
+        else:
+            self._release(run)
         self._retreat(run)
         return Outcome(executed=True, grasp_held=held, finger_width=closed_width, duration=run.duration,
                        delivered=delivered)
@@ -199,7 +210,7 @@ class SimRobot(Robot):
         top = self._travel_z()
         pose = rig.pose
         if pose[2] < top - 1e-4:
-            rig.move(np.array([pose[0], pose[1], top]))
+            rig.move(np.array([pose[0], pose[1], top]), **self._arm_limits())
             run.duration += self._motion.free_move(pose[:3], np.array([pose[0], pose[1], top]))
         self._tool = rig.pose[:3].copy()
 
@@ -213,21 +224,26 @@ class SimRobot(Robot):
         if cell.faults.slip_next_grasp:
             cell.faults.slip_next_grasp = False
             start = rig.pose[:3]
-            rig.move(start + SLIP_AT * (over_bin - start))
+            rig.move(start + SLIP_AT * (over_bin - start), **self._arm_limits())
             rig.loosen(SLIP_OPENING)
-        rig.move(over_bin)
+        rig.move(over_bin, **self._arm_limits())
         run.duration += self._motion.free_move(self._tool, over_bin)
         self._tool = rig.pose[:3].copy()
         self._release(run)
         return bool(held) and all(cell.in_bin(oid) for oid in held)
 
-    def _release(self, run: _Run) -> bool:
+    def _arm_limits(self) -> dict[str, float]:
+        """The real arm's speed and acceleration: what a held item feels on lifts and carries."""
+        robot = self._cell.recipe.robot
+        return {"speed": robot.speed, "acceleration": robot.acceleration}
+
+    def _release(self, run: _Run) -> None:
+        """Open the jaws and let whatever falls come to rest."""
         rig = self._rig
         before = rig.width
         rig.jaws(closing=False)
         run.duration += self._motion.jaw(rig.width - before)
         rig.step(int(RELEASE_WAIT / self._cell.scene.model.opt.timestep))
-        return False
 
     def _retreat(self, run: _Run, force_home: bool = False) -> None:
         """Leave the camera's view (to home) when the tool is inside it, as the real cell must."""

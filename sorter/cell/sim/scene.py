@@ -37,7 +37,6 @@ FLOOR_BELOW_TABLE = 0.75  # m, the shop floor under the table
 BIN_DEPTH = 0.12
 BIN_WALL = 0.012  # thick enough that nothing dropped from the release height tunnels through
 BIN_FLOOR = 0.06
-FENCE_THICKNESS = 0.006
 
 PAD_FRICTION = 1.0  # rubber finger pads
 PAD_TORSION = 0.004  # m, torsional friction of the pad contact patch
@@ -76,10 +75,10 @@ class Placement:
 class SceneModel:
     """A compiled cell model with index maps from objects and gripper parts to MuJoCo ids."""
 
-    def __init__(self, recipe: Recipe, placements: list[Placement], corrals: list[Corral] | None = None):
+    def __init__(self, recipe: Recipe, placements: list[Placement]):
         self.recipe = recipe
         self.objects = [p.obj for p in placements]
-        spec = build_spec(recipe, placements, corrals or [])
+        spec = build_spec(recipe, placements)
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self._index()
@@ -172,25 +171,13 @@ class SceneModel:
         mujoco.mj_copyData(self.data, self.model, snap)
 
 
-@dataclass(frozen=True)
-class Corral:
-    """A temporary round fence standing on the table while a heap is poured (scene building only)."""
-
-    center: tuple[float, float]
-    radius: float
-    height: float = 0.25
-    panels: int = 16
-
-
-def build_spec(recipe: Recipe, placements: list[Placement], corrals: list[Corral]) -> mujoco.MjSpec:
-    """The MjSpec of the cell holding ``placements`` (and any corrals, last among the static geoms)."""
+def build_spec(recipe: Recipe, placements: list[Placement]) -> mujoco.MjSpec:
+    """The MjSpec of the cell holding ``placements``."""
     spec = mujoco.MjSpec()
     spec.modelname = "sorter_cell"
     _set_options(spec)
     _add_table(spec, recipe)
     _add_bin(spec, recipe)
-    for corral in corrals:
-        _add_corral(spec, corral, recipe.workspace.table_z)
     _add_gripper(spec, recipe)
     for p in placements:
         _add_object(spec, p.obj)
@@ -264,18 +251,6 @@ def _add_bin(spec: mujoco.MjSpec, recipe: Recipe) -> None:
     for i, (pos, size) in enumerate(walls):
         spec.worldbody.add_geom(name=f"bin{i}", type=mujoco.mjtGeom.mjGEOM_BOX, group=GROUP_STATIC,
                                 pos=list(pos), size=list(size), rgba=rgba(COLOR_BIN))
-
-
-def _add_corral(spec: mujoco.MjSpec, corral: Corral, table_z: float) -> None:
-    half = corral.radius * np.tan(np.pi / corral.panels) + FENCE_THICKNESS
-    for k in range(corral.panels):
-        a = 2 * np.pi * k / corral.panels
-        r = corral.radius + FENCE_THICKNESS / 2
-        pos = [corral.center[0] + r * np.cos(a), corral.center[1] + r * np.sin(a),
-               table_z + corral.height / 2]
-        spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, group=GROUP_PROBE + 1, pos=pos,
-                                size=[FENCE_THICKNESS / 2, half, corral.height / 2],
-                                quat=[np.cos(a / 2), 0, 0, np.sin(a / 2)])
 
 
 def _add_gripper(spec: mujoco.MjSpec, recipe: Recipe) -> None:
