@@ -126,3 +126,26 @@ def test_stop_while_the_cell_is_opening_cancels_before_the_robot_moves(window, q
     assert view.start_button.isEnabled()
     with RunLog(db_path) as log:
         assert log.runs() == []
+
+
+def test_a_hardware_recipe_drives_the_real_cell_after_confirmation(window, qtbot, recipes_dir: Path,
+                                                                     db_path: Path, monkeypatch) -> None:
+    hardware = recipes_dir / "toy-blocks-line.yaml"
+    text = (recipes_dir / "toy-blocks.yaml").read_text()
+    hardware.write_text(text.replace("camera:\n  kind: sim", "camera:\n  kind: realsense\n  serial: '000000'")
+                        .replace("robot:\n  kind: sim", "robot:\n  kind: ur\n  host: 192.0.2.1"))
+    window.select_recipe(hardware)
+    view = window.run_view
+    assert "HARDWARE" in window.cell_label.text() and "HARDWARE cell" in view.note.text()
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    assert view.start() is None, "no run without the operator's confirmation that the cell is clear"
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    session = view.start()
+    with qtbot.waitSignal(session.finished, timeout=RUN_TIMEOUT_MS):
+        pass
+    assert session.error and "Traceback" not in session.error, "no device here: the real cell cannot open"
+    assert view.state.state == "idle" and session.error in view.note.text()
+    with RunLog(db_path) as log:
+        assert log.runs() == []
