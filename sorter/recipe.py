@@ -351,19 +351,21 @@ def load_recipe(path: str | Path) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError([RecipeIssue(str(path), None, "", f"cannot read the file ({exc})")]) from None
-    recipe = parse_recipe(text, str(path))
-    recipe._path = path.resolve()
-    return recipe
+    return parse_recipe(text, str(path), path=path)
 
 
-def parse_recipe(text: str, filename: str = "<recipe>") -> Recipe:
-    """Validate recipe YAML text; errors are reported against ``filename``."""
+def parse_recipe(text: str, filename: str = "<recipe>", path: Path | None = None) -> Recipe:
+    """Validate recipe YAML text; errors are reported against ``filename``.
+
+    ``path`` is the file the text belongs to (saved or not), so relative paths in it resolve there.
+    """
     root, data = _parse_yaml(text, filename)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         raise RecipeError([_issue_from(err, root, filename) for err in exc.errors()]) from None
     recipe._sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    recipe._path = Path(path).resolve() if path is not None else None
     return recipe
 
 

@@ -85,10 +85,7 @@ def build_run(request: RunRequest) -> Prepared:
 
 def recipe_from_text(text: str, path: Path | None) -> Recipe:
     """Parse recipe text as if it were the file at ``path`` (so relative model paths resolve there)."""
-    recipe = parse_recipe(text, path.name if path else "<new recipe>")
-    if path is not None:
-        recipe._path = path.resolve()  # as load_recipe does for a file read from disk
-    return recipe
+    return parse_recipe(text, path.name if path else "<new recipe>", path=path)
 
 
 def simulated_recipe(text: str, path: Path | None) -> Recipe:
