@@ -257,12 +257,13 @@ def build_invisible(cell: SimCell, counts: Counts, rng: np.random.Generator) -> 
         cell.settle()
         targets = [o.id for o in impurities]
         left = _cover(cell, targets, pool, rng)
-        spares_left = _top_up(cell, targets, counts.items, rng)
-        keep = [p for p in cell.scene.placements() if p.obj.id not in spares_left]
-        cell.load(keep)
-        for p in _loose_heap([o for o in left], centres[-1], table, keep, rng):
+        for p in _loose_heap(left, centres[-1], table, cell.scene.placements(), rng):
             cell.scene.set_object_pose(p.obj.id, p.pos, p.quat)
         cell.settle()
+        unused = _top_up(cell, targets, counts.items, rng)
+        if unused:
+            cell.load([p for p in cell.scene.placements() if p.obj.id not in unused])
+            cell.settle()
         visible = cell.visible_counts()
         if all(visible.get(t, 0) == 0 for t in targets):
             return
