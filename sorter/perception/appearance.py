@@ -110,10 +110,11 @@ class AppearanceModel:
                              clean_peaks=[round(float(p), 3) for p in peaks])
         return self
 
-    def novelty_map(self, heightmaps: Heightmaps) -> np.ndarray:
+    def novelty_map(self, heightmaps: Heightmaps, foreground: np.ndarray | None = None) -> np.ndarray:
         """HxW float32 novelty in units above the clean level (> 0: unlike any clean product); NaN off
-        objects and where a patch's feature window is not mostly object."""
-        nll = self._nll_grid(heightmaps)
+        objects and where a patch's feature window is not mostly object. ``foreground`` is the
+        ``saliency.foreground_mask`` when the caller has it already."""
+        nll = self._nll_grid(heightmaps, foreground)
         out = (nll - self.clean_level) / self.scale
         n = heightmaps.grid.cells
         return cv2.resize(out, (n, n), interpolation=cv2.INTER_NEAREST)
@@ -128,11 +129,11 @@ class AppearanceModel:
         nll = self._nll_grid(hm)
         return float(np.nanmax(nll)) if np.isfinite(nll).any() else 0.0
 
-    def _nll_grid(self, hm: Heightmaps) -> np.ndarray:
+    def _nll_grid(self, hm: Heightmaps, foreground: np.ndarray | None = None) -> np.ndarray:
         """Smoothed negative log-likelihood per patch (patch grid), NaN where not scored."""
         if self._mixture is None:
             raise ValueError("the appearance model is not fitted; run `sorter teach`")
-        x, ok = self._samples(hm)
+        x, ok = self._samples(hm, foreground)
         raw = np.zeros(ok.shape, np.float32)
         raw[ok] = self._mixture.nll(x)
         w = ok.astype(np.float32)
@@ -140,9 +141,10 @@ class AppearanceModel:
         den = cv2.boxFilter(w, -1, (SMOOTH, SMOOTH), normalize=False, borderType=cv2.BORDER_CONSTANT)
         return np.where(ok, num / np.maximum(den, 1.0), np.nan).astype(np.float32)
 
-    def _samples(self, hm: Heightmaps) -> tuple[np.ndarray, np.ndarray]:
+    def _samples(self, hm: Heightmaps, foreground: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Feature rows of scored patches and the patch-grid mask of which patches they are."""
-        feats, ok = patch_features(hm, self.min_point_height)
+        feats, ok = patch_features(hm, self.min_point_height, foreground)
         return feats[ok].astype(np.float64), ok
 
     def save(self, path: str | Path) -> Path:
@@ -188,9 +190,11 @@ def _check_model(path: Path, meta: dict, m: _Mixture, hint: str) -> None:
         raise ModelFileError(f"appearance model {path} holds non-finite numbers; {hint}")
 
 
-def patch_features(hm: Heightmaps, min_point_height: float) -> tuple[np.ndarray, np.ndarray]:
+def patch_features(hm: Heightmaps, min_point_height: float, foreground: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """(P x P x FEATURES) features on the patch grid and the (P x P) mask of patches worth scoring."""
-    objects = foreground_mask(hm, min_point_height).astype(np.float32)
+    fg = foreground_mask(hm, min_point_height) if foreground is None else foreground
+    objects = fg.astype(np.float32)
     opp = opponent_colors(hm.color)
     feats, near = [], None
     for k in MEAN_WINDOWS:

@@ -158,7 +158,7 @@ class Attender:
         clock.lap("regions")
         novelty = None
         if self.appearance is not None:
-            novelty = self.appearance.novelty_map(heightmaps)
+            novelty = self.appearance.novelty_map(heightmaps, objects)
             regions = self._add_novel_regions(regions, novelty, sal, features, heightmaps)
             clock.lap("appearance")
         regions = self._judge(regions, novelty)
