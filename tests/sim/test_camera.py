@@ -88,3 +88,17 @@ def test_read_latest_reuses_a_fresh_frame_and_disconnect_is_reported(toy):
         toy.camera.read()
     toy.camera.connect()
     assert toy.camera.read().sequence == frame.sequence + 1
+
+
+def test_recasting_only_what_moved_equals_a_full_render(toy):
+    from sorter.cell.sim.camera import RayCaster
+    from sorter.cell.sim.scripted import push_action
+
+    toy.reset("30", 1)
+    toy.camera.read()
+    target = toy.truth.objects()[3].id
+    toy.robot.execute(push_action(toy, target, 0.5))
+    incremental = toy.caster.hits()
+    full = RayCaster(toy.scene, toy.camera_pose, toy.caster.intr, toy.caster.bg).hits()
+    for a, b in zip(incremental, full, strict=True):
+        assert np.array_equal(a, b)

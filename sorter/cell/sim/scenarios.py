@@ -2,9 +2,11 @@
 
 Paper 2's impurity suite: ``random`` (objects dropped from random poses), ``challenging`` (items laid
 side by side in tight rows around the impurities), ``invisible`` (impurities inside or under heaps,
-checked to be invisible from the camera). Paper 1's occluded suite: ``15``, ``30`` (objects dropped at
-random) and ``30-hard`` (the impurity is the most occluded object that still shows). ``clean`` has no
-impurity. Counts come from ``recipe.sim.scenarios[name]``; every scene is a function of its seed.
+verified invisible from the camera; may add up to as many items again as the recipe counts when those
+cannot hide them). Paper 1's occluded suite: ``15`` and ``30`` (objects dropped in settling waves
+around a random spot) and ``30-hard`` (the most occluded object that still shows becomes the target).
+``clean`` has no impurity. Counts come from ``recipe.sim.scenarios[name]``; every scene is a function
+of its seed. Objects are placed physically: dropped or laid down and let settle, never interpenetrating.
 """
 
 from __future__ import annotations
