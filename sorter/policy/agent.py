@@ -36,15 +36,17 @@ from sorter.policy.network import (
     scene_channels,
 )
 from sorter.policy.replay import Batch, Observation, ReplayBuffer
+from sorter.policy.rewards import CHANGE_CELLS, changed_cells
 
 GAMMA = 0.5  # paper 2, section 3
 MOMENTUM = 0.9  # paper 2, section 6.2
 WEIGHT_DECAY = 2e-5  # paper 2, section 6.2
 LEARNING_RATE = 1e-3  # tuned here (paper 2 used 1e-5 with pretrained DenseNet towers)
-GRASP_DEPTH = 0.02  # m below the local top (at most half its height) where the fingertips stop
+GRASP_DEPTH = 0.03  # m below the local top where the fingertips stop: pads cover a whole item's side
 PUSH_HEIGHT = 0.01  # m above the table for a push starting in free space: below every item's centre
 LOCAL_RADIUS = 2  # cells; the top under the tool is the maximum within this radius
 OCCUPIED = 0.005  # m; a cell this high holds an object (exploration samples grasps there)
+REPEAT_RADIUS = 3  # cells (6 mm): a retry this close, at a neighbouring rotation, is the same action
 MODEL_FORMAT = "sorter-tcdd-dqn/1"
 KINDS = (ActionKind.PUSH, ActionKind.GRASP)  # indexed by network head
 
@@ -96,6 +98,8 @@ def region_and_mask(m: Method, attention, grid: WorkspaceGrid) -> tuple[Region, 
     """
     if m.whole_scene:
         return Region.whole(grid), None
+    if attention.mode == "clean" or attention.crop is None:
+        raise ValueError("attention declared the batch clean: there is nothing for the policy to act on")
     crop = attention.crop
     if attention.mode == "cluster" and not m.occluded_inference:
         peak = np.unravel_index(int(np.argmax(attention.saliency)), attention.saliency.shape)
@@ -159,7 +163,7 @@ def to_action(kind: int, rotation: int, row: int, col: int, heightmaps, envelope
     x, y = g.center_of(row, col)
     top = local_top(heightmaps.height, row, col)
     floor = envelope.z_min - g.table_z
-    z = max(top - GRASP_DEPTH, top * 0.5, floor) if kind == GRASP else max(top, PUSH_HEIGHT)
+    z = max(top - GRASP_DEPTH, floor) if kind == GRASP else max(top, PUSH_HEIGHT)
     return Action(KINDS[kind], float(x), float(y), float(g.table_z + z), rotation_angle(rotation))
 
 
@@ -191,6 +195,7 @@ class PushGraspAgent(Policy):
         self.exploration = exploration or Exploration()
         self.explored = False
         self.last_greedy: tuple[int, int, int, int] | None = None
+        self.guard = RepeatGuard()
         self.name = m.name
 
     def observe(self, attention, heightmaps) -> Observation:
@@ -219,8 +224,13 @@ class PushGraspAgent(Policy):
         return ok
 
     def decide(self, attention, heightmaps, rng: np.random.Generator) -> Decision:
+        """The policy's action for this view; actions that just changed nothing are not repeated."""
         obs = self.observe(attention, heightmaps)
-        return self.decide_on(obs, heightmaps, rng, self.allowed(obs, attention), attention)
+        self.guard.update(heightmaps.height)
+        ok = self.guard.block(self.allowed(obs, attention), obs.region)
+        decision = self.decide_on(obs, heightmaps, rng, ok, attention)
+        self.guard.remember(decision)
+        return decision
 
     def decide_on(self, obs: Observation, heightmaps, rng: np.random.Generator,
                   allowed: np.ndarray | None = None, attention=None) -> Decision:
@@ -280,6 +290,47 @@ class PushGraspAgent(Policy):
         best[~np.isfinite(best)] = np.nan
         _paste(full, best, region)
         return full
+
+
+class RepeatGuard:
+    """Keeps a deterministic policy from repeating an action that changed nothing.
+
+    A greedy policy facing an unchanged scene repeats itself, so one stubborn failure would use up a
+    whole batch. When the height map barely changed since the previous decision (VPG's change detection:
+    at most 300 cells), that action is remembered as ineffective and it, its neighbouring rotations and
+    cells within ``REPEAT_RADIUS`` are excluded; any real change (progress, a new batch) forgets them.
+    """
+
+    def __init__(self):
+        self.height: np.ndarray | None = None
+        self.last: tuple[int, int, int, int] | None = None
+        self.failed: list[tuple[int, int, int, int]] = []
+
+    def update(self, height: np.ndarray) -> None:
+        if self.last is not None and self.height is not None and self.height.shape == height.shape:
+            if changed_cells(self.height, height) <= CHANGE_CELLS:
+                self.failed.append(self.last)
+            else:
+                self.failed.clear()
+        self.height = np.array(height, np.float32, copy=True)
+
+    def remember(self, decision: Decision) -> None:
+        rot, row, col = decision.pixel
+        self.last = (GRASP if decision.kind is ActionKind.GRASP else PUSH, rot, row, col)
+
+    def block(self, ok: np.ndarray, region: Region) -> np.ndarray:
+        """``ok`` without the remembered actions (unchanged when that would leave nothing)."""
+        if not self.failed:
+            return ok
+        out = ok.copy()
+        r = REPEAT_RADIUS
+        for kind, rot, row, col in self.failed:
+            i, j = row - region.row0, col - region.col0
+            rots = [(rot + d) % N_ROTATIONS for d in (-1, 0, 1)]
+            if kind == GRASP:
+                rots += [(k + N_ROTATIONS // 2) % N_ROTATIONS for k in rots]
+            out[kind, rots, max(i - r, 0):max(i + r + 1, 0), max(j - r, 0):max(j + r + 1, 0)] = False
+        return out if out.any() else ok
 
 
 def _argmax(q: np.ndarray, ok: np.ndarray) -> tuple[int, int, int, int]:
