@@ -372,6 +372,7 @@ class Trainer:
         self.state.wall, self.learner.steps = float(meta["wall"]), int(meta["learner_steps"])
         self.state.grasp_hist.extend(arrays["history.grasp"].tolist())
         self.state.push_hist.extend(arrays["history.push"].tolist())
+        _truncate_log(self.out / LOG, self.state.iteration)
 
     def save_final(self) -> Path:
         """The weights so far as a plain model file ``load_agent`` reads (rewritten at every checkpoint)."""
@@ -384,6 +385,18 @@ class Trainer:
 
     def _plot(self) -> None:
         plot_progress(self.out / LOG, self.out / PLOT)
+
+
+def _truncate_log(log: Path, iteration: int) -> None:
+    """Drop log rows written after the checkpoint being resumed (they will be redone)."""
+    if not log.exists():
+        return
+    with open(log, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(log, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, LOG_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(r for r in rows if int(r["iteration"]) <= iteration)
 
 
 def _check_same_geometry(recipes, envelope) -> None:

@@ -38,6 +38,8 @@ def test_training_writes_log_plot_checkpoint_and_a_loadable_model(tmp_path):
 def test_resume_continues_where_the_checkpoint_left_off(tmp_path):
     first = Trainer(RECIPE, TINY, tmp_path)
     first.run()
+    with open(tmp_path / LOG, "a") as fh:
+        fh.write("5," + ",".join(["0"] * 21) + "\n")  # a row written after the last checkpoint
     longer = dataclasses.replace(TINY, iterations=6)
     resumed = Trainer(RECIPE, longer, tmp_path, resume=True)
     assert resumed.state.iteration == 4 and resumed.learner.steps == first.learner.steps
