@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sorter.cell.base import GripperError
 from sorter.recipe import GripperSpec
 
-HELD_MIN_WIDTH = 0.003  # m; fingers stopped wider than this hold something (as in the simulated cell)
+HELD_MIN_WIDTH = 0.003  # m; fingers stopped wider than this hold something (real and simulated cell alike)
 POLL_PERIOD = 0.02  # s between status reads while the fingers move
 
 

@@ -24,6 +24,7 @@ from sorter.cell.base import (
     RobotError,
     RobotStatus,
 )
+from sorter.cell.grippers import HELD_MIN_WIDTH
 from sorter.cell.sim.gripper import DESCENT_SPEED, GripperRig
 from sorter.cell.sim.motion import MotionModel
 from sorter.geometry import PUSH_LENGTH, wrap_angle
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 TIP_CLEARANCE = 0.002  # m, lowest fingertip height above the table
 APPROACH_CLEARANCE = 0.015  # m above the highest object under the gripper where guarded descents start
-HELD_MIN_WIDTH = 0.003  # m; jaws stopped wider than this have something between them
 SLIP_AT = 0.3  # share of the way to the bin where an injected slip happens
 SLIP_OPENING = 0.015  # m the jaws give way by in an injected slip
 RELEASE_WAIT = 0.5  # s of physics for a released item to come to rest
