@@ -42,13 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = top.add_parser(name, help=help_text)
         groups[name] = sub.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(groups)
+        importlib.import_module(module_name).register(groups)
     return parser
 
 
