@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sorter.errors import SorterError
 
-METRICS = ("top1_hit", "recall_topk", "false_alarm", "cluster_hit", "msr_targ", "gsi",
+METRICS = ("top1_hit", "recall_topk", "false_alarm", "cluster_hit", "wrong_target", "msr_targ", "gsi",
            "attention_ms_median", "attention_cpu_ms_median", "heightmap_ms_median")
 
 

@@ -162,10 +162,10 @@ class AppearanceModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> AppearanceModel:
+    def load(cls, path: str | Path, recipe_file: str | Path | None = None) -> AppearanceModel:
         """Read a model written by ``save``; ModelFileError names the file and what to do."""
         path = Path(path)
-        hint = "run `sorter teach --recipe <recipe>` to create it"
+        hint = f"run `sorter teach --recipe {recipe_file or '<recipe>'}` to create it"
         if not path.is_file():
             raise ModelFileError(f"appearance model {path} does not exist; {hint}")
         try:

@@ -336,7 +336,7 @@ def load_attender(recipe: Recipe) -> Attender:
         return Attender(recipe)
     path = recipe.resolve(name)
     try:
-        model = AppearanceModel.load(path)
+        model = AppearanceModel.load(path, recipe.path)
     except ModelFileError as exc:
         raise ModelFileError(f"{exc} (the recipe's perception.appearance.model names it)") from None
     return Attender(recipe, model)

@@ -8,6 +8,8 @@ ground truth brought into the heightmap grid (``SceneTruth``):
 - ``recall_topk``: the share of visible impurities that some accepted region lies on;
 - ``false_alarm``: the share of ``clean`` scenes where attention reports a target;
 - ``cluster_hit``: over ``invisible`` scenes with a hidden impurity, the share where one lies in the crop;
+- ``wrong_target``: the share of scenes whose reported target lies on no impurity (a false target where
+  the scenario has impurities: in heaps, a shaded side of product can pass for a dark impurity);
 - ``msr_targ`` (max saliency on targets over max on distractors) and ``gsi`` ((mean on targets - mean on
   distractors) / their sum), the odd-one-out metrics of the P3/O3 benchmark, on the attention's map;
 - medians of the attention time (wall clock, and the thread's CPU time, which a busy machine inflates
@@ -131,6 +133,7 @@ class SceneScore:
     """Per-scene outcomes; None where a metric does not apply to the scene."""
 
     top1: bool | None = None
+    wrong_target: bool = False
     found: int = 0
     visible: int = 0
     target: bool = False
@@ -143,9 +146,10 @@ class SceneScore:
 def score_scene(att: Attention, truth: SceneTruth, hm: Heightmaps) -> SceneScore:
     """Score one attention result against the truth of its scene."""
     score = SceneScore(target=att.mode == "target", timings=dict(att.timings_ms))
+    any_imp = np.isin(truth.ids, truth.impurity_ids)
+    top = att.target
+    score.wrong_target = top is not None and not region_on(top.mask, top.peak, any_imp)
     if truth.visible_impurities:
-        any_imp = np.isin(truth.ids, truth.impurity_ids)
-        top = att.target
         score.top1 = top is not None and region_on(top.mask, top.peak, any_imp)
         score.visible = len(truth.visible_impurities)
         score.found = sum(any(region_on(r.mask, r.peak, truth.ids == k) for r in att.impurities)
@@ -184,6 +188,7 @@ def summarize(scores: list[SceneScore], clean: list[SceneScore], heightmap_ms: l
         "scenes": len(scores), "clean_scenes": len(clean),
         "top1_hit": _mean(top1), "recall_topk": sum(s.found for s in scores) / visible if visible else None,
         "false_alarm": _mean([s.target for s in clean]), "cluster_hit": _mean(clusters),
+        "wrong_target": _mean([s.wrong_target for s in scores]),
         "msr_targ": _mean([s.msr for s in scores if s.msr is not None]),
         "gsi": _mean([s.gsi for s in scores if s.gsi is not None]),
         "attention_ms_median": _median([s.timings.get("total") for s in scores + clean]),

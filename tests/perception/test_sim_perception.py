@@ -72,7 +72,7 @@ def test_clean_product_is_not_an_impurity(name, recipes, scenes):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_hidden_impurity_lies_in_the_cluster_crop(name, recipes):
-    cap = capture_scenes(recipes[name], "invisible", [3])[0]
+    cap = capture_scenes(recipes[name], "invisible", [11])[0]
     assert cap.truth.hidden_xy and not cap.truth.visible_impurities
     att = Attender(recipes[name]).attend(cap.heightmaps)
     score = score_scene(att, cap.truth, cap.heightmaps)
