@@ -94,3 +94,23 @@ def test_taught_look_finds_both_impurities_among_mushrooms(recipes, scenes):
         att = attender.attend(cap.heightmaps)
         assert att.mode != "target", att.reason
         assert np.nanmax(att.novelty) < recipe.perception.appearance.threshold
+
+
+def test_image_space_saliency_needs_the_frame_and_finds_the_red_block(recipes):
+    from sorter.cell.sim.cell import SimCell
+    from sorter.perception.evaluate import scene_truth
+    from sorter.perception.heightmap import PerceptionError, compute_heightmaps
+
+    toy = recipes["toy-blocks"]
+    saliency = toy.perception.saliency.model_copy(update={"source": "image"})
+    recipe = toy.model_copy(update={"perception": toy.perception.model_copy(update={"saliency": saliency})})
+    cell = SimCell(toy)
+    cell.reset("random", 1)
+    frame = cell.camera.read()
+    hm = compute_heightmaps(frame, cell.camera_pose, toy.workspace.grid())
+    with pytest.raises(PerceptionError, match="pass the frame"):
+        Attender(recipe).attend(hm)
+    att = Attender(recipe).attend(hm, frame)
+    truth = scene_truth(cell, hm)
+    assert att.mode == "target"
+    assert region_on(att.target.mask, att.target.peak, np.isin(truth.ids, truth.impurity_ids))
