@@ -16,13 +16,16 @@ Where it runs: on the colour heightmap, not the camera image. The heightmap is t
 robot base, bin or table edge to attract attention), orthographic (an impurity has the same size in cells
 wherever it lies, so sigmas and region areas mean millimetres), 224 x 224 (about 6 times fewer pixels than
 640 x 480, so VOCUS2 takes a few ms) and it comes with heights. The heights let ``saliency_input``
-neutralise the table: table cells take the product's typical colour (the median of object cells, the
-product being the majority), so contrast against the table (which every product item has) is removed and
-what remains is contrast against the product: the odd one out. ``SaliencySpec.source = "image"`` runs
-VOCUS2 on the camera image instead and resamples it into the grid (see ``attention``).
+neutralise the table: table cells (low, and coloured like the table: ``foreground_mask``) take the
+product's typical colour (the median of object cells, the product being the majority), so contrast
+against the table, which every product item has, is removed and what remains is contrast against the
+product: the odd one out. On the camera image a dark stone among bright mushrooms on a dark belt is
+hardly more salient than any mushroom. ``SaliencySpec.source = "image"`` runs VOCUS2 on the camera image
+anyway and resamples it into the grid (see ``attention``); the impurity test's threshold was measured
+for the heightmap source.
 
 Saliency always has a maximum, so ``salient_regions`` only proposes regions; ``attention`` decides which
-are impurities (peak contrast against the rest of the map, absolute contrast, area, taught appearance).
+are impurities (contrast against the other object cells, feature contrast, size, taught appearance).
 """
 
 from __future__ import annotations
