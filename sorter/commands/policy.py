@@ -57,6 +57,11 @@ def _register_train(top) -> None:
     train.add_argument("--scenarios", default=None,
                        help="training scenes as name:weight,... (default random:0.5,challenging:0.25,"
                             "invisible:0.25)")
+    train.add_argument("--decay", type=_positive_int, default=None, metavar="N",
+                       help="iterations over which exploration decays (default 1500)")
+    train.add_argument("--fresh-exploration", action="store_true",
+                       help="with --resume: restart the exploration schedule at the checkpoint (fine-tuning "
+                            "on new recipes)")
     train.add_argument("--threads", type=_positive_int, default=1,
                        help="torch threads (default 1: on a shared 2-core machine a second thread waits "
                             "on the other users and makes every pass several times slower)")
@@ -105,7 +110,13 @@ def train_command(args: argparse.Namespace) -> int:
     scenarios = _scenarios(args.scenarios)
     if scenarios is not None:
         settings = dataclasses.replace(settings, scenarios=scenarios)
+    if args.decay is not None:
+        settings = dataclasses.replace(settings, decay=args.decay)
     out = Path(args.out or f"runs/train-{args.method}")
+    if args.fresh_exploration:
+        if not args.resume:
+            raise SorterError("--fresh-exploration restarts exploration of a resumed run; add --resume")
+        settings = dataclasses.replace(settings, schedule_start=_checkpoint_iteration(out))
     trainer = Trainer(recipes, settings, out, resume=args.resume)
     names = ", ".join(r.product.name for r in recipes)
     print(f"training '{args.method}' on {names}, seed {args.seed}, into {out}"
@@ -113,6 +124,18 @@ def train_command(args: argparse.Namespace) -> int:
     model = trainer.run()
     print(f"model: {model} ({trainer.state.iteration} iterations, {trainer.state.wall / 60:.1f} min)")
     return 0
+
+
+def _checkpoint_iteration(out: Path) -> int:
+    from safetensors import safe_open
+
+    from sorter.policy.train import CHECKPOINT
+
+    path = out / CHECKPOINT
+    if not path.is_file():
+        raise SorterError(f"no checkpoint to resume in {out}; start without --resume")
+    with safe_open(str(path), framework="numpy") as f:
+        return int(f.metadata()["iteration"])
 
 
 def bench_impurity(args: argparse.Namespace) -> int:

@@ -64,6 +64,7 @@ class TrainSettings:
     epsilon: tuple[float, float] = (0.5, 0.05)  # exploration at the start and after ``decay`` iterations
     guide: tuple[float, float] = (0.8, 0.2)  # share of exploration aimed at the target (heuristic prior)
     decay: int = 1500
+    schedule_start: int = 0  # iteration where the exploration schedule starts (fine-tuning restarts it)
     grasp_share: float = 0.6
     scenarios: tuple[tuple[str, float], ...] = (("random", 0.5), ("challenging", 0.25), ("invisible", 0.25))
     max_failures: int = 3  # paper 2, 6.3: the scene changes after 3 consecutive failures
@@ -72,7 +73,7 @@ class TrainSettings:
 
     def schedule(self, iteration: int) -> tuple[float, float]:
         """(epsilon, guide) at ``iteration``: linear from start to end over ``decay`` iterations."""
-        f = min(1.0, iteration / max(1, self.decay))
+        f = min(1.0, max(0, iteration - self.schedule_start) / max(1, self.decay))
         return (self.epsilon[0] + f * (self.epsilon[1] - self.epsilon[0]),
                 self.guide[0] + f * (self.guide[1] - self.guide[0]))
 
