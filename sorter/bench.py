@@ -4,7 +4,8 @@ Impurity suite (paper 2, 6.1): the ``random``, ``challenging`` and ``invisible``
 evaluation seeds for every method. Per case and method it reports grasp success (impurity grasps over
 grasp attempts) and action efficiency (impurities picked over actions), both pooled over the runs.
 
-An episode ends when every impurity is out of the workspace, when a method that relies on attention is
+Only impurities that end up in the reject bin count as picked (one pushed off the table is lost, not
+sorted). An episode ends when no impurity is left in the workspace, when a method that relies on attention is
 told the batch is clean (the cell would then call for the next batch, so whatever impurity is left is
 simply missed), or after ``recipe.loop.max_actions_per_batch`` actions (30 by default): the production
 loop raises an alarm at that count, so no method gets more tries than the cell would allow.
@@ -110,7 +111,7 @@ def run_episode(cell, attender, who: Contender, case: str, seed: int, budget: in
     ended = "budget"
     while actions < budget:
         if cell.truth.impurities_remaining() == 0:
-            ended = "all picked"
+            ended = "no impurity left"
             break
         hm = compute_heightmaps(cell.camera.read(), cell.camera_pose, grid)
         att = attender.attend(hm) if who.uses_attention else None
@@ -126,10 +127,10 @@ def run_episode(cell, attender, who: Contender, case: str, seed: int, budget: in
         if decision.kind is ActionKind.GRASP:
             grasps += 1
             hits += any(o.is_impurity for o in picked(before, cell.truth.objects()))
-    left = cell.truth.impurities_remaining()
-    if left == 0:
-        ended = "all picked"
-    return EpisodeResult(who.name, case, seed, total, total - left, actions, grasps, hits, ended)
+    if cell.truth.impurities_remaining() == 0:
+        ended = "no impurity left" if ended == "budget" else ended
+    binned = sum(1 for o in cell.truth.objects() if o.is_impurity and o.in_bin)
+    return EpisodeResult(who.name, case, seed, total, binned, actions, grasps, hits, ended)
 
 
 def bench_impurity(recipe, methods: list[str], runs: int, seed: int, models: Path,
