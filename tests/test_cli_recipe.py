@@ -31,9 +31,9 @@ def test_check_reports_broken_file_with_line_and_no_traceback(tmp_path: Path) ->
 
 
 def test_check_never_imports_torch_or_mujoco() -> None:
-    code = ("import sys; from sorter.cli import main; rc = main(['recipe', 'check', %r]); "
+    code = (f"import sys; from sorter.cli import main; rc = main(['recipe', 'check', {str(RECIPES[0])!r}]); "
             "print(sorted(m for m in ('torch', 'mujoco', 'cv2', 'sklearn') if m in sys.modules)); "
-            "sys.exit(rc)") % str(RECIPES[0])
+            "sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"

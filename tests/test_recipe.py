@@ -84,7 +84,10 @@ def test_missing_section_and_duplicate_key() -> None:
     assert dup.splitlines()[issue.line - 1].strip() == "fps: 15"
 
 
-@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just a string", "a: [1, 2\n", "\t- x: 1", "!!python/object:os.system {}"])
+NOT_RECIPES = ["", "- a\n- b\n", "just a string", "a: [1, 2\n", "\t- x: 1", "!!python/object:os.system {}"]
+
+
+@pytest.mark.parametrize("text", NOT_RECIPES)
 def test_not_a_recipe_at_all(text: str) -> None:
     issues = _issues(text)
     assert issues and all(i.line is not None for i in issues)
