@@ -19,9 +19,12 @@ METRICS = ("top1_hit", "recall_topk", "false_alarm", "cluster_hit", "wrong_targe
 
 
 def register(groups: dict) -> None:
-    teach = groups[""].add_parser("teach", help="teach the product's look from clean simulated scenes")
+    teach = groups[""].add_parser("teach", help="teach the product's look from clean frames (simulated "
+                                  "scenes, or the recipe's camera when it names hardware)")
     teach.add_argument("--recipe", required=True, metavar="FILE")
     teach.add_argument("--frames", type=_positive_int, default=60, help="clean scenes to learn from (60)")
+    teach.add_argument("--interval", type=float, default=3.0,
+                       help="seconds between camera frames on a real cell: change the product meanwhile (3)")
     teach.add_argument("--seed", type=int, default=0, help="first training seed, even (default 0)")
     teach.add_argument("--output", metavar="PATH", help="model file (default: the recipe's "
                        "perception.appearance.model, else <recipe-stem>.appearance.npz beside the recipe)")
@@ -67,12 +70,12 @@ def _progress(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)
 
 
-def teach_command(args: argparse.Namespace) -> int:
-    from sorter.perception.evaluate import teach
+def teach_command(args: argparse.Namespace, camera_devices=None) -> int:
+    from sorter.recipe import load_recipe
 
     if args.seed % 2:
         raise SorterError(f"--seed {args.seed} is odd; teaching uses training seeds, which are even")
-    recipe = _load(args.recipe)
+    recipe = load_recipe(args.recipe)
     named = recipe.perception.appearance.model
     if args.output:
         out = Path(args.output)
@@ -80,10 +83,8 @@ def teach_command(args: argparse.Namespace) -> int:
         out = recipe.resolve(named)
     else:
         out = recipe.path.parent / f"{recipe.path.stem}.appearance.npz"
-    print(f"teaching {recipe.product.name} from {args.frames} clean scenes (seeds {args.seed}, "
-          f"{args.seed + 2}, ...)", file=sys.stderr)
     try:
-        model = teach(recipe, args.frames, args.seed, _progress)
+        model = _teach(recipe, args, camera_devices)
     except ValueError as exc:
         raise SorterError(f"teaching failed: {exc}") from None
     model.save(out)
@@ -92,6 +93,24 @@ def teach_command(args: argparse.Namespace) -> int:
     if not named or (args.output and recipe.resolve(named) != out):
         print(f"add it to the recipe:\n  perception:\n    appearance: {{model: {_relative(out, recipe)}}}")
     return 0
+
+
+def _teach(recipe, args: argparse.Namespace, camera_devices):
+    """Teach on simulated clean scenes, or on the recipe's real camera (no robot is connected)."""
+    from sorter.perception.evaluate import teach, teach_from_camera
+
+    if recipe.is_simulated:
+        print(f"teaching {recipe.product.name} from {args.frames} clean scenes (seeds {args.seed}, "
+              f"{args.seed + 2}, ...)", file=sys.stderr)
+        return teach(recipe, args.frames, args.seed, _progress)
+    from sorter.cell.hand_eye_store import load_camera_pose
+    from sorter.cell.realsense import RealSenseCamera
+
+    pose = load_camera_pose(recipe)
+    print(f"teaching {recipe.product.name} from {args.frames} camera frames {args.interval:g} s apart: "
+          "show clean product only and change it between frames", file=sys.stderr)
+    with RealSenseCamera(recipe.camera, devices=camera_devices) as camera:
+        return teach_from_camera(recipe, camera, pose, args.frames, args.interval, args.seed, _progress)
 
 
 def _relative(path: Path, recipe) -> str:

@@ -237,3 +237,24 @@ def teach(recipe: Recipe, frames: int, seed: int,
                                       "seeds": seeds, "recipe_sha256": recipe.sha256})
     rng = np.random.default_rng(seed)
     return model.fit([c.heightmaps for c in caps], rng, recipe.perception.occlusion.min_point_height)
+
+
+def teach_from_camera(recipe: Recipe, camera, camera_pose, frames: int, interval: float, seed: int,
+                      progress: Callable[[str], None] | None = None,
+                      sleep: Callable[[float], None] = time.sleep) -> AppearanceModel:
+    """Fit the appearance model on ``frames`` camera frames of clean product, ``interval`` s apart.
+
+    The engineer lays out (or lets the line carry) clean product, changing it between frames so the model
+    sees the product's whole range of looks.
+    """
+    grid = recipe.workspace.grid()
+    maps = []
+    for i in range(frames):
+        if i:
+            sleep(interval)
+        maps.append(compute_heightmaps(camera.read(timeout=recipe.camera.timeout), camera_pose, grid))
+        if progress:
+            progress(f"frame {i + 1}/{frames}")
+    model = AppearanceModel(metadata={"product": recipe.product.name, "scenario": "camera",
+                                      "frames": frames, "recipe_sha256": recipe.sha256})
+    return model.fit(maps, np.random.default_rng(seed), recipe.perception.occlusion.min_point_height)

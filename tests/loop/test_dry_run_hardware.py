@@ -26,8 +26,8 @@ SERIAL = "841612070098"
 CAMERA_HEIGHT = 0.70  # m above the table, looking straight down at the workspace centre
 
 
-def paint_scene(camera: SoftwareCamera, centre_xy, pose: Pose) -> None:
-    """A grey table with blue blocks and one red block, 3 cm tall, seen from ``pose``."""
+def paint_scene(camera: SoftwareCamera, centre_xy, pose: Pose, odd_rgb=(210, 45, 40)) -> None:
+    """A grey table with blue blocks and one odd block (none when ``odd_rgb`` is None), 3 cm tall."""
     h, w = camera.height, camera.width
     k = camera.color_intrinsics
     depth = np.full((h, w), CAMERA_HEIGHT, np.float64)
@@ -45,7 +45,8 @@ def paint_scene(camera: SoftwareCamera, centre_xy, pose: Pose) -> None:
 
     for dx, dy in [(-0.08, -0.05), (0.0, -0.06), (0.07, 0.05), (-0.05, 0.08), (0.09, -0.08)]:
         block(dx, dy, (40, 90, 200))
-    block(0.02, 0.02, (210, 45, 40))
+    if odd_rgb is not None:
+        block(0.02, 0.02, odd_rgb)
     camera.depth[:] = np.round(depth / camera.depth_units).astype(np.uint16)
     camera.color[:] = color
 
