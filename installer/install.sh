@@ -176,10 +176,13 @@ install_udev_rules() {
     DONE+=("udev rules: $target (under --prefix; not active)")
   elif [[ $SYSTEM == 0 || "$SUDO" == "none" ]]; then
     DONE+=("udev rules: NOT installed; as root: install -m 644 $HERE/$RULES_NAME $target && udevadm control --reload-rules && udevadm trigger")
+  elif [[ ! -d "$UDEV_DIR" ]] || ! command -v udevadm >/dev/null; then
+    DONE+=("udev rules: NOT installed; this machine runs no udev (a container?), so no camera can be attached here")
   else
     run ${SUDO:+$SUDO} install -m 644 "$HERE/$RULES_NAME" "$target"
-    run ${SUDO:+$SUDO} udevadm control --reload-rules
-    run ${SUDO:+$SUDO} udevadm trigger
+    if ! { run ${SUDO:+$SUDO} udevadm control --reload-rules && run ${SUDO:+$SUDO} udevadm trigger; }; then
+      echo "WARNING: udev did not reload its rules; re-plug the camera or reboot" >&2
+    fi
     INSTALLED+=("$target")
     DONE+=("udev rules: $target (re-plug the camera)")
   fi
