@@ -141,7 +141,15 @@ def _checkpoint_iteration(out: Path) -> int:
 def bench_impurity(args: argparse.Namespace) -> int:
     import torch
 
-    from sorter.bench import ALL_METHODS, CASES, bench_impurity, markdown_table, results_json, write_card
+    from sorter.bench import (
+        ALL_METHODS,
+        CASES,
+        MODEL_PATTERN,
+        bench_impurity,
+        markdown_table,
+        results_json,
+        write_card,
+    )
     from sorter.recipe import load_recipe
 
     torch.set_num_threads(args.threads)
@@ -175,8 +183,7 @@ def bench_impurity(args: argparse.Namespace) -> int:
                 "budget": recipe.loop.max_actions_per_batch}
         Path(args.json).write_text(results_json(results, episodes, meta), encoding="utf-8")
     if args.card:
-        if ours is None:
-            raise SorterError("--card needs the ours model: pass --model or a recipe with a tcdd policy")
+        ours = ours or Path(args.models) / MODEL_PATTERN.format(model="ours")
         command = "sorter bench impurity " + " ".join(sys.argv[3:])
         write_card(Path(args.card), ours, recipe.product.name, markdown_table(results), command)
     return 0

@@ -23,6 +23,7 @@ from sorter.cell.safety import SafetyEnvelope
 from sorter.errors import ModelFileError
 from sorter.geometry import CROP_CELLS, N_ROTATIONS, WorkspaceGrid, rotation_angle
 from sorter.perception.attention import crop_around
+from sorter.policy import affordance
 from sorter.policy.base import Decision, Policy
 from sorter.policy.network import (
     GRASP,
@@ -47,6 +48,7 @@ PUSH_HEIGHT = 0.01  # m above the table for a push starting in free space: below
 LOCAL_RADIUS = 2  # cells; the top under the tool is the maximum within this radius
 OCCUPIED = 0.005  # m; a cell this high holds an object (exploration samples grasps there)
 REPEAT_RADIUS = 3  # cells (6 mm): a retry this close, at a neighbouring rotation, is the same action
+GRASP_CONFIDENCE = 0.5  # greedy choice grasps once the grasp head predicts at least this (see greedy_index)
 MODEL_FORMAT = "sorter-tcdd-dqn/1"
 KINDS = (ActionKind.PUSH, ActionKind.GRASP)  # indexed by network head
 
@@ -64,6 +66,7 @@ class Method:
     grasp_any: bool = False  # reward grasping any object (target-agnostic VPG)
     occluded_inference: bool = True  # cluster crops when no impurity is visible
     restrict_to_mask: bool = False  # act only on the salient target (S-VPG)
+    affordances: bool = True  # choose only clear grasps and free push starts (sorter/policy/affordance.py)
 
     @property
     def trainable(self) -> bool:
@@ -186,8 +189,10 @@ class PushGraspAgent(Policy):
     """Paper 2's push-grasp synergy policy over the attention crop (or the whole scene)."""
 
     def __init__(self, net: QNetwork, m: Method, envelope: SafetyEnvelope, sha256: str = "",
-                 exploration: Exploration | None = None):
+                 exploration: Exploration | None = None, grasp_confidence: float | None = GRASP_CONFIDENCE):
         self.net = net
+        self.grasp_confidence = grasp_confidence
+        self._kept: np.ndarray | None = None
         self.method = m
         self.envelope = envelope
         self.grid = envelope.grid
@@ -207,11 +212,12 @@ class PushGraspAgent(Policy):
         with torch.inference_mode():
             return q_region(self.net, scene_tensor(obs), obs.region, self.grid).numpy()
 
-    def allowed(self, obs: Observation, attention=None) -> np.ndarray:
+    def allowed(self, obs: Observation, attention=None, heightmaps=None) -> np.ndarray:
         """Valid actions of the region.
 
         Without a visible target only pushes are allowed (paper 2, section 4: the pushing network
-        scatters the cluster until a target shows); S-VPG keeps only cells on the salient target.
+        scatters the cluster until a target shows); S-VPG keeps only cells on the salient target. With
+        the height maps, the method's affordance masks apply (see ``afford``).
         """
         ok = valid_actions(obs.region, self.envelope) & obs.region.inside_grid(self.grid)[None, None]
         if attention is not None and attention.mode != "target" and not self.method.whole_scene:
@@ -221,13 +227,46 @@ class PushGraspAgent(Policy):
             target = _crop(np.asarray(attention.target_mask, bool), r)
             if (ok & target[None, None]).any():
                 ok &= target[None, None]
+        if heightmaps is not None and self.method.affordances:
+            ok = self.afford(ok, obs.region, heightmaps, attention)
         return ok
+
+    def _kept_in(self) -> np.ndarray:
+        if self._kept is None:
+            self._kept = affordance.push_kept_in(self.grid, self.envelope.push_length)
+        return self._kept
+
+    def afford(self, ok: np.ndarray, region: Region, heightmaps, attention=None) -> np.ndarray:
+        """``ok`` limited to clear grasps and free push starts, and grasps to the target when one is seen.
+
+        Grasps may all go (the policy must push first); pushes are limited only while some free start
+        remains, so a policy always has an action.
+        """
+        height = np.nan_to_num(np.asarray(heightmaps.height, np.float32), nan=0.0)
+        top = affordance.dilate(height, np.ones((2 * LOCAL_RADIUS + 1,) * 2, np.uint8))
+        floor = self.envelope.z_min - self.grid.table_z
+        grasp_z = np.maximum(top - GRASP_DEPTH, floor)
+        out = ok.copy()
+        clear = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid)
+        out[GRASP] &= np.stack([_crop(c, region) for c in clear])
+        if self.method.use_mask and attention is not None and attention.mode == "target":
+            target = np.asarray(attention.target_mask, bool)
+            out[GRASP] &= _crop(target, region)[None]
+            uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
+            out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
+        free = _crop(affordance.push_free(height, self.envelope.gripper, self.grid), region)[None]
+        kept = np.stack([_crop(k, region) for k in self._kept_in()])
+        for limit in (free & kept, free):
+            if (out[PUSH] & limit).any():
+                out[PUSH] &= limit
+                break
+        return out if out.any() else ok
 
     def decide(self, attention, heightmaps, rng: np.random.Generator) -> Decision:
         """The policy's action for this view; actions that just changed nothing are not repeated."""
         obs = self.observe(attention, heightmaps)
         self.guard.update(heightmaps.height)
-        ok = self.guard.block(self.allowed(obs, attention), obs.region)
+        ok = self.guard.block(self.allowed(obs, attention, heightmaps), obs.region)
         decision = self.decide_on(obs, heightmaps, rng, ok, attention)
         self.guard.remember(decision)
         return decision
@@ -239,7 +278,7 @@ class PushGraspAgent(Policy):
         ok = self.allowed(obs) if allowed is None else allowed
         if not ok.any():
             raise ValueError("no valid action in the region; the crop lies outside the workspace")
-        greedy = _argmax(q, ok)
+        greedy = greedy_index(q, ok, self.grasp_confidence)
         self.last_greedy = (greedy[0], greedy[1], obs.region.row0 + greedy[2], obs.region.col0 + greedy[3])
         explore = self.exploration.epsilon > 0 and rng.random() < self.exploration.epsilon
         idx = self._explore(obs, heightmaps, ok, rng, attention) if explore else greedy
@@ -331,6 +370,21 @@ class RepeatGuard:
                 rots += [(k + N_ROTATIONS // 2) % N_ROTATIONS for k in rots]
             out[kind, rots, max(i - r, 0):max(i + r + 1, 0), max(j - r, 0):max(j + r + 1, 0)] = False
         return out if out.any() else ok
+
+
+def greedy_index(q: np.ndarray, ok: np.ndarray, confidence: float | None) -> tuple[int, int, int, int]:
+    """The greedy action: the best grasp once its Q reaches ``confidence``, else the best of both heads.
+
+    With gamma 0.5 a push that is rewarded (0.5 for a TCDD rise, 1 for a detected change) and leads to a
+    sure grasp is worth as much as, or more than, that sure grasp now, so a plain argmax keeps pushing an
+    impurity that could already be picked. A grasp's Q is (for the last impurity) its predicted success,
+    so a confident grasp is taken at once; below the threshold the heads compete as in paper 2.
+    """
+    if confidence is not None and ok[GRASP].any():
+        grasp = _argmax(q[GRASP:GRASP + 1], ok[GRASP:GRASP + 1])
+        if q[GRASP, grasp[1], grasp[2], grasp[3]] >= confidence:
+            return GRASP, grasp[1], grasp[2], grasp[3]
+    return _argmax(q, ok)
 
 
 def _argmax(q: np.ndarray, ok: np.ndarray) -> tuple[int, int, int, int]:

@@ -195,8 +195,8 @@ class Trainer:
         self.agent.exploration = replace(self.agent.exploration, epsilon=eps, guide=guide)
         view = self.view
         self.net.eval()
-        decision = self.agent.decide_on(view.obs, view.heightmaps, self.rng,
-                                        self.agent.allowed(view.obs, view.attention), view.attention)
+        allowed = self.agent.allowed(view.obs, view.attention, view.heightmaps)
+        decision = self.agent.decide_on(view.obs, view.heightmaps, self.rng, allowed, view.attention)
         self.net.train()
         kind = GRASP if decision.kind is ActionKind.GRASP else 0
         reward, nxt, explored = self._execute(decision, view)

@@ -72,7 +72,8 @@ def test_all_invalid_heightmaps_are_clean():
 
 
 def test_a_heap_without_visible_impurity_gives_cluster_mode():
-    rect = [(60, 150, 60, 60, 0.04, PRODUCT_RGB), (75, 165, 30, 30, 0.05, PRODUCT_RGB)]  # tall enough to hide one
+    # tall enough to hide one
+    rect = [(60, 150, 60, 60, 0.04, PRODUCT_RGB), (75, 165, 30, 30, 0.05, PRODUCT_RGB)]
     hm = heightmaps_of(rect + [(20, 20, 20, 20, 0.03, PRODUCT_RGB)], np.random.default_rng(2), texture=4)
     att = Attender(RECIPE).attend(hm)
     assert att.mode == "cluster", att.reason

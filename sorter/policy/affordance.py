@@ -1,0 +1,118 @@
+"""Which primitives the gripper can physically carry out at each cell: the learned policy's action masks.
+
+Paper 2's network may propose a grasp whose open fingers would come down on a neighbour, or a push that
+starts on top of an object. The simulated (and the real) gripper stops such a descent on contact, so the
+action is wasted. The learned methods therefore choose only among actions that pass two geometric tests
+on the height map (the first two are the tests the scripted policy uses):
+
+- a grasp is *clear* when nothing under either open finger pad stands higher than the fingertips will be
+  (the grasp height plus ``PAD_CLEARANCE``);
+- a grasp is *uncovered* when, between the open jaws, nothing but the target (its salient mask grown by
+  ``TARGET_GROWTH``) stands higher than the target's top: otherwise the jaws close on whatever lies on it
+  (in a heap, the item half covering a just-revealed impurity);
+- a push is *free* when the closed fingers come down on free table (nothing under them above
+  ``FREE_HEIGHT``) and *kept in* when its stroke ends ``PUSH_EDGE_MARGIN`` inside the workspace, so what
+  it shoves ahead tends to stay where the camera and the robot can reach it.
+
+Each test is one grey-level dilation of the height map with the finger footprint at each rotation, so all
+16 rotations of a 224-cell map cost a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from sorter.cell.safety import GripperFootprint
+from sorter.geometry import N_ROTATIONS, WorkspaceGrid, rotation_angle
+
+PAD_CLEARANCE = 0.004  # m; a pad may land on something at most this much above the fingertips
+FREE_HEIGHT = 0.008  # m; lower than this counts as free table for the closed fingers to descend on
+COVER_CLEARANCE = 0.005  # m; between the jaws nothing but the target may stand higher than its top + this
+TARGET_GROWTH = 0.01  # m; the salient mask may miss the target rim, which must not count as a neighbour
+PUSH_EDGE_MARGIN = 0.03  # m; a push stroke ends at least this far inside the workspace
+
+
+def pad_kernel(gripper: GripperFootprint, cell: float, angle: float) -> np.ndarray:
+    """uint8 footprint of both open finger pads around a grasp centre, jaw line along ``angle``."""
+    reach = gripper.max_opening / 2
+    half = int(math.ceil((reach + gripper.pad_thickness + gripper.pad_width) / cell)) + 1
+    d = np.arange(-half, half + 1) * cell
+    dy, dx = np.meshgrid(d, d, indexing="ij")  # rows are y, columns are x
+    along = dx * math.cos(angle) + dy * math.sin(angle)
+    across = -dx * math.sin(angle) + dy * math.cos(angle)
+    pads = (np.abs(along) >= reach) & (np.abs(along) <= reach + gripper.pad_thickness)
+    return (pads & (np.abs(across) <= gripper.pad_width / 2)).astype(np.uint8)
+
+
+def span_kernel(gripper: GripperFootprint, cell: float, angle: float) -> np.ndarray:
+    """uint8 footprint of the space between the open pads, jaw line along ``angle``."""
+    reach = gripper.max_opening / 2
+    half = int(math.ceil((reach + gripper.pad_width) / cell)) + 1
+    d = np.arange(-half, half + 1) * cell
+    dy, dx = np.meshgrid(d, d, indexing="ij")
+    along = dx * math.cos(angle) + dy * math.sin(angle)
+    across = -dx * math.sin(angle) + dy * math.cos(angle)
+    return ((np.abs(along) < reach) & (np.abs(across) <= gripper.pad_width / 2)).astype(np.uint8)
+
+
+def disc_kernel(radius: float, cell: float) -> np.ndarray:
+    r = int(math.ceil(radius / cell))
+    d = np.arange(-r, r + 1) * cell
+    return (np.hypot(*np.meshgrid(d, d, indexing="ij")) <= radius).astype(np.uint8)
+
+
+def dilate(height: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Maximum of ``height`` over ``kernel`` centred on every cell (outside the map counts as table)."""
+    return cv2.dilate(np.ascontiguousarray(height, np.float32), kernel, borderType=cv2.BORDER_CONSTANT,
+                      borderValue=0.0)
+
+
+def grasp_clear(height: np.ndarray, grasp_height: np.ndarray, gripper: GripperFootprint,
+                grid: WorkspaceGrid) -> np.ndarray:
+    """``(16, H, W)`` bool: the open pads land no higher than ``grasp_height`` (+ clearance) there."""
+    limit = np.asarray(grasp_height, np.float32) + PAD_CLEARANCE
+    out = np.empty((N_ROTATIONS, *height.shape), bool)
+    half = N_ROTATIONS // 2  # a grasp and its half-turn share the same pads
+    for k in range(half):
+        pads = dilate(height, pad_kernel(gripper, grid.cell_size, rotation_angle(k)))
+        out[k] = out[k + half] = pads <= limit
+    return out
+
+
+def push_free(height: np.ndarray, gripper: GripperFootprint, grid: WorkspaceGrid) -> np.ndarray:
+    """``(H, W)`` bool: the closed fingers come down on free table at this push start."""
+    return dilate(height, disc_kernel(gripper.closed_radius(), grid.cell_size)) <= FREE_HEIGHT
+
+
+def grasp_uncovered(height: np.ndarray, target: np.ndarray, gripper: GripperFootprint,
+                    grid: WorkspaceGrid) -> np.ndarray:
+    """``(16, H, W)`` bool: between the open jaws nothing off ``target`` rises above the target's top."""
+    target = np.asarray(target, bool)
+    if not target.any():
+        return np.zeros((N_ROTATIONS, *height.shape), bool)
+    limit = float(height[target].max()) + COVER_CLEARANCE
+    grown = cv2.dilate(target.astype(np.uint8), disc_kernel(TARGET_GROWTH, grid.cell_size)).astype(bool)
+    others = np.where(grown, 0.0, height).astype(np.float32)
+    out = np.empty((N_ROTATIONS, *height.shape), bool)
+    half = N_ROTATIONS // 2
+    for k in range(half):
+        span = span_kernel(gripper, grid.cell_size, rotation_angle(k))
+        out[k] = out[k + half] = dilate(others, span) <= limit
+    return out
+
+
+def push_kept_in(grid: WorkspaceGrid, push_length: float) -> np.ndarray:
+    """``(16, H, W)`` bool: a push from this cell at each rotation ends ``PUSH_EDGE_MARGIN`` inside."""
+    rows, cols = np.indices((grid.cells, grid.cells))
+    x, y = grid.center_of(rows, cols)
+    out = np.empty((N_ROTATIONS, grid.cells, grid.cells), bool)
+    m = PUSH_EDGE_MARGIN
+    for k in range(N_ROTATIONS):
+        a = rotation_angle(k)
+        xe, ye = x + push_length * math.cos(a), y + push_length * math.sin(a)
+        out[k] = ((xe >= grid.x_min + m) & (xe <= grid.x_max - m)
+                  & (ye >= grid.y_min + m) & (ye <= grid.y_max - m))
+    return out

@@ -1,0 +1,107 @@
+"""Affordance masks: grasps whose pads would land on a neighbour, grasps under a covering item, pushes
+starting on an object or shoving towards the edge are refused; the confidence rule grasps when sure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sorter.cell.safety import SafetyEnvelope
+from sorter.geometry import N_ROTATIONS, rotation_angle
+from sorter.perception.heightmap import Heightmaps
+from sorter.policy import affordance
+from sorter.policy.agent import GRASP, METHODS, PUSH, PushGraspAgent, greedy_index
+from sorter.policy.network import QNetwork, Region
+from sorter.recipe import load_recipe
+
+RECIPE = load_recipe("recipes/toy-blocks.yaml")
+ENVELOPE = SafetyEnvelope.from_recipe(RECIPE)
+GRID = ENVELOPE.grid
+GRIPPER = ENVELOPE.gripper
+CELL = GRID.cell_size
+
+
+def _block(height: np.ndarray, row: int, col: int, half: int, z: float) -> None:
+    height[row - half:row + half + 1, col - half:col + half + 1] = z
+
+
+def _pad_offset_cells() -> int:
+    """Cells from a grasp centre to the middle of a pad."""
+    return round((GRIPPER.max_opening / 2 + GRIPPER.pad_thickness / 2) / CELL)
+
+
+def test_an_isolated_block_is_clear_at_every_rotation():
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.03)
+    clear = affordance.grasp_clear(height, np.full_like(height, 0.005), GRIPPER, GRID)
+    assert clear[:, 112, 112].all()
+
+
+def test_a_neighbour_under_one_pad_blocks_that_jaw_line_only():
+    """A tall block where the rotation-0 pad lands (+x) refuses 0 and 180 degrees, not 90."""
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.03)
+    _block(height, 112, 112 + _pad_offset_cells(), 3, 0.04)
+    clear = affordance.grasp_clear(height, np.full_like(height, 0.005), GRIPPER, GRID)
+    assert not clear[0, 112, 112] and not clear[N_ROTATIONS // 2, 112, 112]
+    assert clear[N_ROTATIONS // 4, 112, 112]
+
+
+def test_an_item_lying_on_the_target_covers_it():
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    target = np.zeros_like(height, bool)
+    target[104:121, 104:112] = True  # the visible half of the impurity
+    height[target] = 0.02
+    height[100:125, 112:130] = 0.045  # an item lying across its other half
+    uncovered = affordance.grasp_uncovered(height, target, GRIPPER, GRID)
+    across_the_item = [0, 1, N_ROTATIONS - 1, N_ROTATIONS // 2]  # jaw lines within 22.5 degrees of x
+    assert not uncovered[across_the_item, 112, 108].any()
+    height[100:125, 112:130] = 0.0  # the item pushed away
+    assert affordance.grasp_uncovered(height, target, GRIPPER, GRID)[:, 112, 108].all()
+
+
+def test_a_push_must_start_on_free_table():
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.03)
+    free = affordance.push_free(height, GRIPPER, GRID)
+    assert not free[112, 112] and free[112, 140] and free[10, 10]
+
+
+def test_pushes_towards_a_near_edge_are_refused():
+    kept = affordance.push_kept_in(GRID, ENVELOPE.push_length)
+    row, col = 112, GRID.cells - 40  # 8 cm from the +x edge
+    towards, away = 0, N_ROTATIONS // 2
+    assert math.isclose(rotation_angle(towards), 0.0)
+    assert not kept[towards, row, col] and kept[away, row, col]
+    assert kept[:, 112, 112].all()
+
+
+def test_the_agent_allows_only_clear_grasps_on_the_target_and_free_push_starts():
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.03)
+    _block(height, 112, 112 + _pad_offset_cells(), 3, 0.04)
+    target = np.zeros_like(height, bool)
+    target[105:120, 105:120] = True
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+    attention = type("Attention", (), {"mode": "target", "target_mask": target})()
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
+    region = Region.around(112, 112, 112)
+    ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, hm, attention)
+    i, j = 112 - region.row0, 112 - region.col0
+    assert ok[GRASP, N_ROTATIONS // 4, i, j] and not ok[GRASP, 0, i, j]
+    assert not ok[GRASP, :, i, j + 20].any()  # off the target
+    assert not ok[PUSH, :, i, j].any()  # on top of the block
+    assert ok[PUSH, 0, i, j - 25]
+
+
+def test_a_confident_grasp_wins_over_a_higher_push():
+    q = np.zeros((2, N_ROTATIONS, 4, 4), np.float32)
+    ok = np.ones_like(q, bool)
+    q[PUSH, 3, 1, 1] = 0.9
+    q[GRASP, 5, 2, 2] = 0.6
+    assert greedy_index(q, ok, 0.5) == (GRASP, 5, 2, 2)
+    assert greedy_index(q, ok, 0.7) == (PUSH, 3, 1, 1)
+    assert greedy_index(q, ok, None) == (PUSH, 3, 1, 1)
+    ok[GRASP, 5, 2, 2] = False  # a refused grasp never counts, however confident
+    assert greedy_index(q, ok, 0.5) == (PUSH, 3, 1, 1)
