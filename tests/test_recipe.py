@@ -66,7 +66,7 @@ def test_nested_list_error_names_the_item() -> None:
 
 
 def test_cross_field_rules_are_reported() -> None:
-    issues = _issues(TOY.read_text().replace("kind: heuristic", "kind: tcdd"))
+    issues = _issues(TOY.read_text().replace("  model: ../models/tcdd-ours.safetensors\n", ""))
     assert [i.field for i in issues] == ["policy"]
     assert "model" in issues[0].message
     issues = _issues(TOY.read_text().replace("x: [0.300, 0.748]", "x: [0.300, 0.700]"))

@@ -58,7 +58,7 @@ def test_dry_run_prints_actions_with_their_verdict_and_moves_nothing(tmp_path):
 
 
 def test_a_missing_model_is_a_clear_error_not_a_traceback(tmp_path):
-    text = TOY.read_text().replace("kind: heuristic", "kind: tcdd\n  model: models/none.safetensors")
+    text = TOY.read_text().replace("../models/tcdd-ours.safetensors", "models/none.safetensors")
     recipe = tmp_path / "toy-tcdd.yaml"
     recipe.write_text(text)
     proc = sorter("run", "--recipe", str(recipe), "--db", str(tmp_path / "runs.sqlite"))

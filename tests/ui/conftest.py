@@ -28,6 +28,7 @@ def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def recipes_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "recipes"
     shutil.copytree(REPO / "recipes", folder)
+    shutil.copytree(REPO / "models", tmp_path / "models")  # the recipes name ../models/*.safetensors
     return folder
 
 

@@ -93,7 +93,7 @@ def test_form_edits_the_text_and_save_keeps_a_backup(window, qtbot) -> None:
 
 def test_an_invalid_recipe_file_cannot_be_started(window, recipes_dir: Path) -> None:
     broken = recipes_dir / "toy-blocks.yaml"
-    broken.write_text(broken.read_text().replace("kind: heuristic", "kind: magic"))
+    broken.write_text(broken.read_text().replace("kind: tcdd", "kind: magic"))
     window.select_recipe(broken)
     view = window.run_view
     assert view.recipe is None and not view.start_button.isEnabled()
@@ -106,11 +106,15 @@ def test_an_invalid_recipe_file_cannot_be_started(window, recipes_dir: Path) -> 
 
 def test_policy_model_is_chosen_in_the_form_and_its_file_checked(window, qtbot) -> None:
     editor = _open_editor(window, qtbot)
-    editor.form.editors[("policy", "kind")].setCurrentText("tcdd")
+    assert editor.form.editors[("policy", "kind")].currentText() == "tcdd"
+    assert editor.form.model_status.text().startswith("tcdd-ours.safetensors: 0.2 MB, sha256 ")
+    model = editor.form.editors[("policy", "model")]
+    model.setText("")
+    model.setModified(True)
+    model.editingFinished.emit()
     assert not editor.validate()
     assert "policy: policy kind 'tcdd' needs 'model'" in editor.issue_list.item(0).text()
 
-    model = editor.form.editors[("policy", "model")]
     model.setText("models/blocks.safetensors")
     model.setModified(True)
     model.editingFinished.emit()

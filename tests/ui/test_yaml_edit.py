@@ -26,7 +26,7 @@ def test_missing_keys_are_added_in_block_and_flow_mappings() -> None:
     data = yaml.safe_load(out)
     assert data["perception"] == {"occlusion": {"eps": 0.01}}
     assert data["loop"] == {"max_actions_per_batch": 12}
-    assert data["policy"] == {"kind": "heuristic", "model": None}
+    assert data["policy"] == {"kind": "tcdd", "model": None}
     flow = "a: {b: 1}\n"
     assert yaml.safe_load(set_value(flow, ("a", "c", "d"), 2)) == {"a": {"b": 1, "c": {"d": 2}}}
 
