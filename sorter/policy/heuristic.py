@@ -18,13 +18,12 @@ import numpy as np
 from sorter.cell.base import Action, ActionKind
 from sorter.cell.safety import SafetyEnvelope
 from sorter.geometry import N_ROTATIONS, PUSH_LENGTH, WorkspaceGrid, rotation_angle
+from sorter.policy.affordance import FREE_HEIGHT, PAD_CLEARANCE
 from sorter.policy.base import Decision, Policy
 
 GRASP_DEPTH_FRACTION = 0.5  # grasp at half the target's height: pads meet its widest part on average
-PAD_CLEARANCE = 0.004  # m; a pad may land on something at most this much above the grasp height
 JAW_FIT_MARGIN = 0.01  # m; the target must be this much narrower than the open jaws
 PUSH_HEIGHT = 0.012  # m above the table: pads meet items low, below their centre of mass
-FREE_HEIGHT = 0.008  # m; a cell lower than this counts as free table for a finger to descend on
 SINGULATION_GAP = 0.006  # m between the target's edge and the closed fingers at a singulation push start
 NEIGHBOUR_RADIUS = 0.08  # m; objects this close to the target steer the singulation push away
 EDGE_EPS = 1e-6  # m; keeps a footprint clamped onto the workspace edge inside despite rounding
