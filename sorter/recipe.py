@@ -186,6 +186,10 @@ class PerceptionSpec(_Strict):
 class PolicySpec(_Strict):
     kind: Literal["tcdd", "opg", "heuristic"]
     model: str | None = None  # safetensors path relative to the recipe file
+    # learned policies grasp only where nothing off the target stands above it between the jaws (keeps
+    # the jaws off an item lying on a half-hidden impurity); turn off where the product is naturally
+    # taller than the impurity beside it (flat slate among coal lumps), where it only costs pushes
+    cover_check: bool = True
 
     @model_validator(mode="after")
     def _learned_needs_model(self) -> PolicySpec:

@@ -62,6 +62,9 @@ def _register_train(top) -> None:
     train.add_argument("--fresh-exploration", action="store_true",
                        help="with --resume: restart the exploration schedule at the checkpoint (fine-tuning "
                             "on new recipes)")
+    train.add_argument("--init", default=None, metavar="MODEL",
+                       help="start a new run from this model file's weights (fine-tuning with a fresh "
+                            "replay buffer)")
     train.add_argument("--threads", type=_positive_int, default=1,
                        help="torch threads (default 1: on a shared 2-core machine a second thread waits "
                             "on the other users and makes every pass several times slower)")
@@ -113,6 +116,15 @@ def train_command(args: argparse.Namespace) -> int:
     if args.decay is not None:
         settings = dataclasses.replace(settings, decay=args.decay)
     out = Path(args.out or f"runs/train-{args.method}")
+    if args.init is not None:
+        if args.resume:
+            raise SorterError("--init starts a new run from a model file; --resume continues a checkpoint; "
+                              "use one of them")
+        from sorter.policy.agent import file_sha256, load_model
+
+        init = Path(args.init)
+        load_model(init)  # names the file clearly when it is missing or corrupt
+        settings = dataclasses.replace(settings, init=str(init), init_sha256=file_sha256(init))
     if args.fresh_exploration:
         if not args.resume:
             raise SorterError("--fresh-exploration restarts exploration of a resumed run; add --resume")

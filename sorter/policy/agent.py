@@ -192,6 +192,7 @@ class PushGraspAgent(Policy):
                  exploration: Exploration | None = None, grasp_confidence: float | None = GRASP_CONFIDENCE):
         self.net = net
         self.grasp_confidence = grasp_confidence
+        self.cover_check = True  # see PolicySpec.cover_check
         self._kept: np.ndarray | None = None
         self.method = m
         self.envelope = envelope
@@ -252,8 +253,9 @@ class PushGraspAgent(Policy):
         if self.method.use_mask and attention is not None and attention.mode == "target":
             target = np.asarray(attention.target_mask, bool)
             out[GRASP] &= _crop(target, region)[None]
-            uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
-            out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
+            if self.cover_check:
+                uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
+                out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
         free = _crop(affordance.push_free(height, self.envelope.gripper, self.grid), region)[None]
         kept = np.stack([_crop(k, region) for k in self._kept_in()])
         for limit in (free & kept, free):
@@ -579,5 +581,7 @@ def load_agent(recipe, method_name: str | None = None, path: Path | None = None)
     if m.model != meta.get("method"):
         raise ModelFileError(f"model file {path} holds '{meta.get('method')}' weights but method "
                              f"'{m.name}' runs '{m.model}' weights")
-    return PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha)
+    agent = PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha)
+    agent.cover_check = recipe.policy.cover_check
+    return agent
 

@@ -33,6 +33,7 @@ from sorter.policy.agent import (
     Exploration,
     Learner,
     PushGraspAgent,
+    load_model,
     method,
     save_model,
 )
@@ -70,6 +71,8 @@ class TrainSettings:
     max_failures: int = 3  # paper 2, 6.3: the scene changes after 3 consecutive failures
     episode_budget: int = 30
     checkpoint_every: int = 200
+    init: str = ""  # model file whose weights a new run starts from (fine-tuning); "" starts from scratch
+    init_sha256: str = ""
 
     def schedule(self, iteration: int) -> tuple[float, float]:
         """(epsilon, guide) at ``iteration``: linear from start to end over ``decay`` iterations."""
@@ -160,6 +163,16 @@ class Trainer:
         elif (self.out / CHECKPOINT).exists():
             raise SorterError(f"{self.out} already holds a checkpoint; pass --resume to continue it or "
                               "choose another --out folder")
+        elif settings.init:
+            self._start_from(Path(settings.init))
+
+    def _start_from(self, model: Path) -> None:
+        """Copy a trained model's weights into the online and target networks (fresh replay, counters)."""
+        net, meta, _ = load_model(model)
+        if meta.get("method") != self.m.name:
+            raise SorterError(f"--init {model} holds '{meta.get('method')}' weights, not '{self.m.name}'")
+        self.net.load_state_dict(net.state_dict())
+        self.learner.sync_target()
 
     def run(self, progress=None) -> Path:
         """Train until ``settings.iterations``; returns the final model file."""

@@ -105,3 +105,23 @@ def test_a_confident_grasp_wins_over_a_higher_push():
     assert greedy_index(q, ok, None) == (PUSH, 3, 1, 1)
     ok[GRASP, 5, 2, 2] = False  # a refused grasp never counts, however confident
     assert greedy_index(q, ok, 0.5) == (PUSH, 3, 1, 1)
+
+
+def test_the_cover_check_can_be_turned_off_per_recipe():
+    """Coal lumps beside a flat slate stand taller than it: the recipe turns the cover test off."""
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    target = np.zeros_like(height, bool)
+    target[104:121, 100:112] = True
+    height[target] = 0.01  # a flat plate
+    height[100:125, 116:126] = 0.04  # a taller lump beside it, inside the jaw span
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+    attention = type("Attention", (), {"mode": "target", "target_mask": target})()
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
+    region = Region.around(112, 112, 112)
+    full = np.ones((2, N_ROTATIONS, 112, 112), bool)
+    i, j = 112 - region.row0, 106 - region.col0
+    assert not agent.afford(full, region, hm, attention)[GRASP, 0, i, j]
+    agent.cover_check = False
+    assert agent.afford(full, region, hm, attention)[GRASP, 0, i, j]
+    coal = load_recipe("recipes/coal-slate.yaml")
+    assert not coal.policy.cover_check and RECIPE.policy.cover_check
