@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sorter.errors import SorterError
-from sorter.policy.agent import load_agent
+from sorter.policy.agent import load_agent, load_model
 from sorter.policy.train import CHECKPOINT, LOG, MODEL, PLOT, Trainer, TrainSettings
 from sorter.recipe import load_recipe
 
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = load_recipe("recipes/toy-blocks.yaml")
 TINY = TrainSettings(iterations=4, replay_capacity=40, warmup=2, batch_size=2, updates_per_step=1,
                      checkpoint_every=2, scenarios=(("random", 1.0),))
@@ -59,3 +62,17 @@ def test_odd_seed_and_untrainable_methods_are_refused(tmp_path):
     Trainer(RECIPE, TINY, tmp_path).run()
     with pytest.raises(SorterError, match="--resume"):
         Trainer(RECIPE, TINY, tmp_path)
+
+
+def test_a_new_run_can_start_from_a_trained_model(tmp_path):
+    """--init copies the weights into the online and target networks; another method's file is refused."""
+    start = REPO / "models" / "tcdd-ours.safetensors"
+    trainer = Trainer(RECIPE, dataclasses.replace(TINY, init=str(start)), tmp_path / "ft")
+    net, _, _ = load_model(start)
+    for mine, target, shipped in zip(trainer.net.state_dict().values(),
+                                     trainer.learner.target.state_dict().values(),
+                                     net.state_dict().values(), strict=True):
+        assert torch.equal(mine, shipped) and torch.equal(target, shipped)
+    with pytest.raises(SorterError, match="holds 'no-t' weights"):
+        Trainer(RECIPE, dataclasses.replace(TINY, init=str(REPO / "models" / "tcdd-no-t.safetensors")),
+                tmp_path / "other")
