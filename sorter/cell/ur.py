@@ -64,6 +64,9 @@ TIP_CLEARANCE = 0.002  # m, lowest fingertip height above the table (as the simu
 DOWN = (0.0, 0.0, -1.0, 0.0, 0.0, 0.0)  # contact detection direction for descents (robot base frame)
 
 
+MAX_DIGITAL_INPUT = 17  # RTDE input bits: 0-7 standard, 8-15 configurable, 16-17 tool
+
+
 def import_ur_rtde() -> SimpleNamespace:
     """The three ur_rtde modules, or a RobotError that says what to install."""
     try:
@@ -259,6 +262,22 @@ class URRobot(Robot):
         except RobotError as exc:
             parts.append(f"gripper: {exc}")
         return "; ".join(parts)
+
+    def digital_input(self, index: int) -> bool:
+        """State of controller digital input ``index``: 0-7 standard, 8-15 configurable, 16-17 tool.
+
+        The loop polls it between batches when the recipe waits for a line signal
+        (``loop.next_batch.signal: digital-input``). A lost link is retried like every other call.
+        """
+        if not 0 <= index <= MAX_DIGITAL_INPUT:
+            raise ValueError(f"digital input {index} does not exist; the UR has inputs 0 to "
+                             f"{MAX_DIGITAL_INPUT} (0-7 standard, 8-15 configurable, 16-17 tool)")
+        if self._receive is None:
+            raise RobotDisconnected(f"the UR at {self.host} is not connected; cannot read digital input "
+                                    f"{index}")
+        if not self._linked():
+            self._reconnect()
+        return bool(self._receive.getActualDigitalInputBits() >> index & 1)
 
     # --- operator actions ---------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ class Controller:
         self.link = True
         self.program_running = True
         self.registers_taken = False
+        self.digital_inputs = 0  # bit mask of the controller's digital inputs
         self.fail_connects = 0  # dashboard connection attempts refused before one succeeds
         self.link_down_attempts = 0  # reconnect attempts refused before the link is back
         self.protective_stop_in_move: int | None = None  # 1-based moveL index stopped halfway
@@ -188,6 +189,9 @@ def _receive_module(c: Controller) -> types.ModuleType:
 
         def getActualTCPPose(self) -> list[float]:
             return list(c.pose)
+
+        def getActualDigitalInputBits(self) -> int:
+            return c.digital_inputs
 
         def getActualTCPSpeed(self) -> list[float]:
             return [0.1, 0.0, 0.0, 0.0, 0.0, 0.0] if c.target is not None else [0.0] * 6

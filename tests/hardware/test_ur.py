@@ -246,3 +246,14 @@ def test_missing_sdk_names_what_to_install(monkeypatch, urcap) -> None:
     monkeypatch.setitem(sys.modules, "rtde_control", None)
     with pytest.raises(RobotError, match="pip install ur_rtde"):
         URRobot(hardware_recipe(urcap.port)).connect()
+
+
+def test_digital_inputs_are_read_by_index_and_checked(controller, urcap, robot) -> None:
+    """Standard input 3 and tool input 16 high: the loop's next-batch signal reads exactly those."""
+    controller.digital_inputs = (1 << 3) | (1 << 16)
+    assert [i for i in range(18) if robot.digital_input(i)] == [3, 16]
+    with pytest.raises(ValueError, match="inputs 0 to 17"):
+        robot.digital_input(18)
+    controller.link = False  # a dropped link is re-opened before reading
+    assert robot.digital_input(3)
+    assert controller.link
