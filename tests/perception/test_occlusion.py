@@ -50,10 +50,12 @@ def test_scattered_specks_are_noise_not_clusters():
 
 def test_thresholds_decide_whether_a_cluster_can_hide_an_impurity():
     low_big = find_clusters(heightmaps_of([(40, 40, 80, 80, 0.02, PRODUCT_RGB)]), SPEC)[0]
-    high_small = find_clusters(heightmaps_of([(40, 40, 20, 20, 0.06, PRODUCT_RGB)]), SPEC)[0]
+    high_small = find_clusters(heightmaps_of([(40, 40, 15, 15, 0.06, PRODUCT_RGB)]), SPEC)[0]  # 9 cm^2
+    stacked = find_clusters(heightmaps_of([(40, 40, 15, 30, 0.05, PRODUCT_RGB)]), SPEC)[0]  # 18 cm^2
     pile = heightmaps_of([(40, 40, 50, 50, 0.02, PRODUCT_RGB), (50, 50, 25, 25, 0.05, PRODUCT_RGB)])
     assert not low_big.can_hide(SPEC)
     assert not high_small.can_hide(SPEC)
+    assert stacked.can_hide(SPEC), "an item lying on an impurity (two layers) must be looked under"
     layers = find_clusters(pile, SPEC)
     assert len(layers) == 2 and not layers[0].can_hide(SPEC), "a 30 mm step splits at height_scale 1"
     soft = OcclusionSpec(height_scale=0.2)
