@@ -166,7 +166,7 @@ class OcclusionSpec(_Strict):
     height_scale: Positive = 0.3
     min_point_height: Positive = 0.005  # m above the table for a cell to count as an object
     min_cluster_height: Positive = 0.04  # m; a lower cluster cannot hide an impurity
-    min_cluster_area: Positive = 0.0015  # m^2; a smaller cluster cannot hide an impurity (two stacked items can)
+    min_cluster_area: Positive = 0.0015  # m^2; smaller cannot hide an impurity (one item lying on it can)
 
 
 class AppearanceSpec(_Strict):
