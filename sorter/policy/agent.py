@@ -238,10 +238,12 @@ class PushGraspAgent(Policy):
         return self._kept
 
     def afford(self, ok: np.ndarray, region: Region, heightmaps, attention=None) -> np.ndarray:
-        """``ok`` limited to clear grasps and free push starts, and grasps to the target when one is seen.
+        """``ok`` limited to what the gripper can carry out (``sorter/policy/affordance.py``).
 
-        Grasps may all go (the policy must push first); pushes are limited only while some free start
-        remains, so a policy always has an action.
+        Grasps: pads landing clear; with a visible target, on the target and (``cover_check``) with
+        nothing lying on it between the jaws. They may all go: the policy must push first. Pushes: a
+        free start whose stroke ends inside the margin, else any free start, else unchanged, so a
+        policy always has an action.
         """
         height = np.nan_to_num(np.asarray(heightmaps.height, np.float32), nan=0.0)
         top = affordance.dilate(height, np.ones((2 * LOCAL_RADIUS + 1,) * 2, np.uint8))
