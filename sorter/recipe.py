@@ -158,7 +158,8 @@ class OcclusionSpec(_Strict):
     """DBSCAN on height map points above the table; clean-scene thresholds for the largest cluster.
 
     Defaults measured with ``sorter eval perception`` on the shipped recipes: at height_scale 1 a heap
-    splits into layers, and a 40 cm^2 area threshold is larger than many heaps that hide an impurity.
+    splits into layers, and a 30 cm^2 area threshold misses one item lying on an impurity (15 cm^2 does
+    not, and raises no false alarm on clean scenes).
     """
 
     eps: Positive = 0.008  # m, neighbourhood radius in (x, y, scaled height) space

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+from tests.conftest import RECIPES
 
 
 def _sorter(*args: str) -> subprocess.CompletedProcess:

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sorter.recipe import RecipeError, load_recipe, parse_recipe, recipe_json_schema
+from tests.conftest import RECIPES
 
-RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 TOY = next(p for p in RECIPES if p.name == "toy-blocks.yaml")
 
 

@@ -99,7 +99,7 @@ def train_command(args: argparse.Namespace) -> int:
 
     import torch
 
-    from sorter.policy.train import Trainer, TrainSettings
+    from sorter.policy.train import Trainer, TrainSettings, checkpoint_iteration
     from sorter.recipe import load_recipe
 
     torch.set_num_threads(args.threads)
@@ -128,7 +128,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.fresh_exploration:
         if not args.resume:
             raise SorterError("--fresh-exploration restarts exploration of a resumed run; add --resume")
-        settings = dataclasses.replace(settings, schedule_start=_checkpoint_iteration(out))
+        settings = dataclasses.replace(settings, schedule_start=checkpoint_iteration(out))
     trainer = Trainer(recipes, settings, out, resume=args.resume)
     names = ", ".join(r.product.name for r in recipes)
     print(f"training '{args.method}' on {names}, seed {args.seed}, into {out}"
@@ -136,18 +136,6 @@ def train_command(args: argparse.Namespace) -> int:
     model = trainer.run()
     print(f"model: {model} ({trainer.state.iteration} iterations, {trainer.state.wall / 60:.1f} min)")
     return 0
-
-
-def _checkpoint_iteration(out: Path) -> int:
-    from safetensors import safe_open
-
-    from sorter.policy.train import CHECKPOINT
-
-    path = out / CHECKPOINT
-    if not path.is_file():
-        raise SorterError(f"no checkpoint to resume in {out}; start without --resume")
-    with safe_open(str(path), framework="numpy") as f:
-        return int(f.metadata()["iteration"])
 
 
 def bench_impurity(args: argparse.Namespace) -> int:

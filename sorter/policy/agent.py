@@ -66,7 +66,6 @@ class Method:
     grasp_any: bool = False  # reward grasping any object (target-agnostic VPG)
     occluded_inference: bool = True  # cluster crops when no impurity is visible
     restrict_to_mask: bool = False  # act only on the salient target (S-VPG)
-    affordances: bool = True  # choose only clear grasps and free push starts (sorter/policy/affordance.py)
 
     @property
     def trainable(self) -> bool:
@@ -228,7 +227,7 @@ class PushGraspAgent(Policy):
             target = _crop(np.asarray(attention.target_mask, bool), r)
             if (ok & target[None, None]).any():
                 ok &= target[None, None]
-        if heightmaps is not None and self.method.affordances:
+        if heightmaps is not None:
             ok = self.afford(ok, obs.region, heightmaps, attention)
         return ok
 

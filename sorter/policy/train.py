@@ -401,6 +401,17 @@ class Trainer:
         plot_progress(self.out / LOG, self.out / PLOT)
 
 
+def checkpoint_iteration(out: Path) -> int:
+    """The iteration the checkpoint in run folder ``out`` was written at (without loading its arrays)."""
+    from safetensors import safe_open
+
+    path = out / CHECKPOINT
+    if not path.is_file():
+        raise SorterError(f"no checkpoint to resume in {out}; start without --resume")
+    with safe_open(str(path), framework="numpy") as f:
+        return int(f.metadata()["iteration"])
+
+
 def _truncate_log(log: Path, iteration: int) -> None:
     """Drop log rows written after the checkpoint being resumed (they will be redone)."""
     if not log.exists():

@@ -4,23 +4,13 @@ Thresholds were measured on these seeds (evaluation seeds, odd); ``sorter eval p
 figures over many scenes.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from sorter.perception.appearance import AppearanceModel
 from sorter.perception.attention import Attender
 from sorter.perception.evaluate import capture_scenes, region_on, score_scene
-from sorter.recipe import load_recipe
-
-RECIPES = sorted(Path(__file__).resolve().parents[2].joinpath("recipes").glob("*.yaml"))
-NAMES = [p.stem for p in RECIPES]
-
-
-@pytest.fixture(scope="module")
-def recipes() -> dict:
-    return {p.stem: load_recipe(p) for p in RECIPES}
+from tests.conftest import RECIPE_IDS as NAMES
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,8 @@
-"""Shared pieces for the simulated-cell tests: every shipped recipe, one SimCell per recipe."""
+"""Shared pieces for the simulated-cell tests: one SimCell per shipped recipe."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from sorter.recipe import load_recipe
-
-RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
-RECIPE_IDS = [p.stem for p in RECIPES]
-
-
-@pytest.fixture(scope="session")
-def recipes() -> dict:
-    return {p.stem: load_recipe(p) for p in RECIPES}
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sorter.cli import main
-from tests.sim.conftest import RECIPES
+from tests.conftest import RECIPES
 
 
 def test_snapshot_writes_images_and_masks(tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 from sorter.cell.base import Action, ActionKind, ProtectiveStop, RobotStatus
 from sorter.cell.sim.bench import BESIDE_DISTANCE, MIN_PUSH_TRAVEL, shape_trust
 from sorter.cell.sim.scripted import grasp_action, isolated_scene, push_action
-from tests.sim.conftest import RECIPE_IDS
+from tests.conftest import RECIPE_IDS
 
 GRASPS = 8  # per kind; the benchmark runs 50
 OTHERS = 3  # beside grasps and pushes per kind

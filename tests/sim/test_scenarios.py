@@ -7,7 +7,7 @@ import pytest
 
 from sorter.cell.base import RGBDFrame
 from sorter.cell.sim.scenarios import SCENARIOS, SceneError, counts_for
-from tests.sim.conftest import RECIPE_IDS
+from tests.conftest import RECIPE_IDS
 
 CASES = [(r, s) for r in RECIPE_IDS for s in SCENARIOS]
 

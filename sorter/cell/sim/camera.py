@@ -4,10 +4,9 @@ Static scenery (table, bin, floor) is cast once per cell; each frame casts again
 the projected bounding boxes of the moving geoms (objects, gripper) that moved since the last frame,
 which gives exactly the same hits as casting every pixel against everything (a test checks it), at a
 fraction of the cost. The binding holds the GIL in ``mj_multiRay``, so threads would not help.
-Colour is Lambert
-shading of a surface texture fixed to each object (so it moves with the object), plus sensor noise;
-depth is the z distance along the optical axis with noise growing with distance squared, missing
-pixels at depth edges and the sensor's 1 mm depth unit.
+Colour is Lambert shading of a surface texture fixed to each object (so it moves with the object),
+plus sensor noise; depth is the z distance along the optical axis with noise growing with distance
+squared, missing pixels at depth edges and the sensor's 1 mm depth unit.
 """
 
 from __future__ import annotations
