@@ -2,7 +2,9 @@
 
 Impurity suite (paper 2, 6.1): the ``random``, ``challenging`` and ``invisible`` cases, the same odd
 evaluation seeds for every method. Per case and method it reports grasp success (impurity grasps over
-grasp attempts) and action efficiency (impurities picked over actions), both pooled over the runs.
+grasp attempts) and action efficiency (impurities picked over actions), both pooled over the runs, and,
+beyond the paper, false picks: product items the grasps delivered to the reject bin (on a line, product
+thrown away), which neither paper figure shows.
 
 Only impurities that end up in the reject bin count as picked (one pushed off the table is lost, not
 sorted). An episode ends when no impurity is left in the workspace, when a method that relies on attention is
@@ -41,6 +43,7 @@ class EpisodeResult:
     grasps: int
     grasp_hits: int
     ended: str
+    false_picks: int = 0  # product items delivered to the reject bin: product lost, not sorted
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class CaseResult:
     runs: int
     actions: int
     grasps: int
+    false_picks: int = 0
 
 
 def summarize(episodes: list[EpisodeResult]) -> CaseResult:
@@ -66,7 +70,8 @@ def summarize(episodes: list[EpisodeResult]) -> CaseResult:
         grasp_success=sum(e.grasp_hits for e in episodes) / grasps if grasps else 0.0,
         action_efficiency=sum(e.picked for e in episodes) / actions if actions else 0.0,
         completion=sum(e.picked == e.impurities for e in episodes) / len(episodes),
-        runs=len(episodes), actions=actions, grasps=grasps)
+        runs=len(episodes), actions=actions, grasps=grasps,
+        false_picks=sum(e.false_picks for e in episodes))
 
 
 class Contender:
@@ -129,8 +134,10 @@ def run_episode(cell, attender, who: Contender, case: str, seed: int, budget: in
             hits += any(o.is_impurity for o in picked(before, cell.truth.objects()))
     if cell.truth.impurities_remaining() == 0:
         ended = "no impurity left" if ended == "budget" else ended
-    binned = sum(1 for o in cell.truth.objects() if o.is_impurity and o.in_bin)
-    return EpisodeResult(who.name, case, seed, total, binned, actions, grasps, hits, ended)
+    binned = [o for o in cell.truth.objects() if o.in_bin]
+    impurities = sum(o.is_impurity for o in binned)
+    return EpisodeResult(who.name, case, seed, total, impurities, actions, grasps, hits, ended,
+                         false_picks=len(binned) - impurities)
 
 
 def bench_impurity(recipe, methods: list[str], runs: int, seed: int, models: Path,

@@ -170,7 +170,8 @@ def bench_impurity(args: argparse.Namespace) -> int:
 
     def report(r):
         print(f"  {r.case:<12} {r.method:<10} grasp {r.grasp_success:.3f}  efficiency "
-              f"{r.action_efficiency:.3f}  completed {r.completion:.2f}", file=sys.stderr)
+              f"{r.action_efficiency:.3f}  completed {r.completion:.2f}  false picks {r.false_picks}",
+              file=sys.stderr)
 
     results, episodes = bench_impurity(recipe, methods, args.runs, args.seed, Path(args.models), ours, cases,
                                        report)
