@@ -1,4 +1,4 @@
-"""`sorter sim snapshot` and `sorter sim demo` through the CLI entry point."""
+"""`sorter sim snapshot`, `sorter sim demo` and `sorter bench sim` through the CLI entry point."""
 
 from __future__ import annotations
 
@@ -41,3 +41,16 @@ def test_demo_grasps_the_visible_impurities(capsys):
     out = capsys.readouterr().out
     assert out.count("delivered=True") >= 1
     assert "impurities left in the workspace: 0" in out
+
+
+def test_bench_sim_prints_mean_and_slowest_reset_per_scenario(capsys):
+    import re
+
+    recipe = next(p for p in RECIPES if p.stem == "toy-blocks")
+    assert main(["bench", "sim", "--recipe", str(recipe), "--skip-trust", "--resets", "2"]) == 0
+    out = capsys.readouterr().out
+    for name in ("random", "challenging", "invisible", "15", "30", "30-hard", "clean"):
+        mean = re.search(rf"s per reset, scenario {name}\s+([\d.]+)", out)
+        slowest = re.search(rf"s slowest of 2 resets, scenario {name}\s+([\d.]+)", out)
+        assert mean and slowest, name
+        assert float(slowest.group(1)) >= float(mean.group(1))
