@@ -226,7 +226,7 @@ def speed_table(name: str, f: SpeedFigures) -> list[str]:
     ]
     rows += [(f"s per reset, scenario {k}", f"{v.wall:.3f}", f"{v.cpu:.3f}", "<= 0.5")
              for k, v in f.reset.items()]
-    rows += [(f"s slowest of {f.reset_seeds} resets, scenario {k}", f"{v.wall:.3f}", f"{v.cpu:.3f}", "")
+    rows += [(f"s slowest of {f.reset_seeds} resets, {k}", f"{v.wall:.3f}", f"{v.cpu:.3f}", "")
              for k, v in f.reset_worst.items()]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     head = f"  {'':<42s} {'wall':>10s} {'cpu':>10s}  target"
