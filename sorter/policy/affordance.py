@@ -2,8 +2,8 @@
 
 Paper 2's network may propose a grasp whose open fingers would come down on a neighbour, or a push that
 starts on top of an object. The simulated (and the real) gripper stops such a descent on contact, so the
-action is wasted. The learned methods therefore choose only among actions that pass two geometric tests
-on the height map (the first two are the tests the scripted policy uses):
+action is wasted. The learned methods therefore choose only among actions that pass these geometric tests
+on the height map (the clear-pad and free-start tests are the scripted policy's own):
 
 - a grasp is *clear* when nothing under either open finger pad stands higher than the fingertips will be
   (the grasp height plus ``PAD_CLEARANCE``);

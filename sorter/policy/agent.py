@@ -188,10 +188,11 @@ class PushGraspAgent(Policy):
     """Paper 2's push-grasp synergy policy over the attention crop (or the whole scene)."""
 
     def __init__(self, net: QNetwork, m: Method, envelope: SafetyEnvelope, sha256: str = "",
-                 exploration: Exploration | None = None, grasp_confidence: float | None = GRASP_CONFIDENCE):
+                 exploration: Exploration | None = None, grasp_confidence: float | None = GRASP_CONFIDENCE,
+                 cover_check: bool = True):
         self.net = net
         self.grasp_confidence = grasp_confidence
-        self.cover_check = True  # see PolicySpec.cover_check
+        self.cover_check = cover_check  # see PolicySpec.cover_check
         self._kept: np.ndarray | None = None
         self.method = m
         self.envelope = envelope
@@ -582,7 +583,6 @@ def load_agent(recipe, method_name: str | None = None, path: Path | None = None)
     if m.model != meta.get("method"):
         raise ModelFileError(f"model file {path} holds '{meta.get('method')}' weights but method "
                              f"'{m.name}' runs '{m.model}' weights")
-    agent = PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha)
-    agent.cover_check = recipe.policy.cover_check
-    return agent
+    return PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha,
+                          cover_check=recipe.policy.cover_check)
 
