@@ -12,7 +12,12 @@ on the height map (the clear-pad and free-start tests are the scripted policy's 
   (in a heap, the item half covering a just-revealed impurity);
 - a push is *free* when the closed fingers come down on free table (nothing under them above
   ``FREE_HEIGHT``) and *kept in* when its stroke ends ``PUSH_EDGE_MARGIN`` inside the workspace, so what
-  it shoves ahead tends to stay where the camera and the robot can reach it.
+  it shoves ahead tends to stay where the camera and the robot can reach it;
+- a push *spares the border* unless it reaches the target (or, with none visible, the cluster that may
+  hide one) and drives towards the workspace border, ending less than ``BORDER_MARGIN`` inside. A target
+  shoved against the border can no longer be grasped there (the open jaws would leave the workspace or
+  land on its neighbours) and the next push loses it; TCDD rewards pushing the target away from the
+  others, and away is often towards the border.
 
 Each test is one grey-level dilation of the height map with the finger footprint at each rotation, so all
 16 rotations of a 224-cell map cost a few milliseconds.
@@ -20,6 +25,7 @@ Each test is one grey-level dilation of the height map with the finger footprint
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -33,6 +39,8 @@ FREE_HEIGHT = 0.008  # m; lower than this counts as free table for the closed fi
 COVER_CLEARANCE = 0.005  # m; between the jaws nothing but the target may stand higher than its top + this
 TARGET_GROWTH = 0.01  # m; the salient mask may miss the target rim, which must not count as a neighbour
 PUSH_EDGE_MARGIN = 0.03  # m; a push stroke ends at least this far inside the workspace
+BORDER_MARGIN = 0.05  # m; a pushed target should stay this far inside (about the open jaws' half reach)
+CHAIN_REACH = 0.03  # m beyond the fingers that a push still moves things through what lies between
 
 
 def pad_kernel(gripper: GripperFootprint, cell: float, angle: float) -> np.ndarray:
@@ -116,3 +124,76 @@ def push_kept_in(grid: WorkspaceGrid, push_length: float) -> np.ndarray:
         out[k] = ((xe >= grid.x_min + m) & (xe <= grid.x_max - m)
                   & (ye >= grid.y_min + m) & (ye <= grid.y_max - m))
     return out
+
+
+def push_spares_border(grid: WorkspaceGrid, guarded: np.ndarray, push_length: float,
+                       gripper: GripperFootprint) -> np.ndarray:
+    """``(16, H, W)`` bool: a push from this cell at each rotation does not shove ``guarded`` cells (the
+    target, or the cluster that may hide one) towards the border to within ``BORDER_MARGIN``.
+
+    A guarded cell is endangered by a push direction when moving it a whole stroke that way would bring
+    it nearer the border and less than ``BORDER_MARGIN`` inside; a push is refused when its stroke
+    reaches an endangered cell (the closed fingers' disc grown by ``CHAIN_REACH`` for what lies
+    between, since whatever the fingers touch pushes its neighbours). All True when nothing is guarded.
+    """
+    guarded = np.asarray(guarded, bool)
+    out = np.ones((N_ROTATIONS, grid.cells, grid.cells), bool)
+    if not guarded.any():
+        return out
+    toward = _toward_border(grid, push_length)
+    reach = gripper.closed_radius() + CHAIN_REACH
+    kernels = _stroke_kernels(grid.cell_size, push_length + reach, reach)
+    for k in range(N_ROTATIONS):
+        endangered = guarded & toward[k]
+        if endangered.any():
+            swept = endangered.astype(np.uint8)
+            for kernel in kernels[k]:
+                swept = cv2.dilate(swept, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            out[k] = swept == 0
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _toward_border(grid: WorkspaceGrid, push_length: float) -> np.ndarray:
+    """``(16, H, W)`` bool: moved a whole stroke at each rotation, this cell would end nearer the border
+    than it is and less than ``BORDER_MARGIN`` inside the workspace."""
+    x, y = grid.center_of(*np.indices((grid.cells, grid.cells)))
+    now = _inside_by(grid, x, y)
+    out = np.empty((N_ROTATIONS, grid.cells, grid.cells), bool)
+    for k in range(N_ROTATIONS):
+        a = rotation_angle(k)
+        moved = _inside_by(grid, x + push_length * math.cos(a), y + push_length * math.sin(a))
+        out[k] = (moved < BORDER_MARGIN) & (moved < now)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _stroke_kernels(cell: float, ahead: float, half_width: float
+                    ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Per rotation, the stroke's reach (offsets cell minus push start: ``-half_width`` to ``ahead``
+    along the push, ``half_width`` to either side) as two uint8 line kernels whose successive
+    dilations sweep that rectangle: far cheaper than one dilation by the filled rectangle."""
+    out = []
+    for k in range(N_ROTATIONS):
+        a = rotation_angle(k)
+        along = _segment(cell, (-half_width * math.cos(a), -half_width * math.sin(a)),
+                         (ahead * math.cos(a), ahead * math.sin(a)))
+        across = _segment(cell, (half_width * math.sin(a), -half_width * math.cos(a)),
+                          (-half_width * math.sin(a), half_width * math.cos(a)))
+        out.append((along, across))
+    return tuple(out)
+
+
+def _segment(cell: float, p0: tuple[float, float], p1: tuple[float, float]) -> np.ndarray:
+    """uint8 kernel centred on offset 0 holding the segment from ``p0`` to ``p1`` (metres, x and y)."""
+    half = int(math.ceil(max(map(abs, (*p0, *p1))) / cell)) + 1
+    kernel = np.zeros((2 * half + 1, 2 * half + 1), np.uint8)
+    ends = [(half + round(x / cell), half + round(y / cell)) for x, y in (p0, p1)]
+    cv2.line(kernel, ends[0], ends[1], 1, 1)
+    return kernel
+
+
+def _inside_by(grid: WorkspaceGrid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """How far (x, y) lies inside the workspace: the distance to its nearest border, negative outside."""
+    return np.minimum(np.minimum(x - grid.x_min, grid.x_max - x), np.minimum(y - grid.y_min, grid.y_max - y))

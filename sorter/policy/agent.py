@@ -258,6 +258,13 @@ class PushGraspAgent(Policy):
             if self.cover_check:
                 uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
                 out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
+        guarded = _guarded(attention) if self.method.use_mask else None
+        if guarded is not None:
+            spares = affordance.push_spares_border(self.grid, guarded, self.envelope.push_length,
+                                                   self.envelope.gripper)
+            spared = out[PUSH] & np.stack([_crop(k, region) for k in spares])
+            if spared.any() or out[GRASP].any():
+                out[PUSH] = spared
         free = _crop(affordance.push_free(height, self.envelope.gripper, self.grid), region)[None]
         kept = np.stack([_crop(k, region) for k in self._kept_in()])
         for limit in (free & kept, free):
@@ -374,6 +381,17 @@ class RepeatGuard:
                 rots += [(k + N_ROTATIONS // 2) % N_ROTATIONS for k in rots]
             out[kind, rots, max(i - r, 0):max(i + r + 1, 0), max(j - r, 0):max(j + r + 1, 0)] = False
         return out if out.any() else ok
+
+
+def _guarded(attention) -> np.ndarray | None:
+    """Cells a push must not drive against the border: the target, else the cluster that may hide one."""
+    if attention is None:
+        return None
+    if attention.mode == "target":
+        return np.asarray(attention.target_mask, bool)
+    if attention.mode == "cluster" and attention.cluster is not None:
+        return np.asarray(attention.cluster.mask, bool)
+    return None
 
 
 def greedy_index(q: np.ndarray, ok: np.ndarray, confidence: float | None) -> tuple[int, int, int, int]:

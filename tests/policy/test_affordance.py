@@ -1,5 +1,6 @@
 """Affordance masks: grasps whose pads would land on a neighbour, grasps under a covering item, pushes
-starting on an object or shoving towards the edge are refused; the confidence rule grasps when sure."""
+starting on an object, shoving towards the edge or driving the target against the border are refused;
+the confidence rule grasps when sure."""
 
 from __future__ import annotations
 
@@ -75,6 +76,42 @@ def test_pushes_towards_a_near_edge_are_refused():
     assert math.isclose(rotation_angle(towards), 0.0)
     assert not kept[towards, row, col] and kept[away, row, col]
     assert kept[:, 112, 112].all()
+
+
+def test_pushes_that_drive_the_target_against_the_border_are_refused():
+    """TCDD pays for pushing the target away from the others; towards the border it is then lost."""
+    target = np.zeros((GRID.cells, GRID.cells), bool)
+    target[205:216, 105:120] = True  # 1.6 to 3.8 cm from the +y border
+    spares = affordance.push_spares_border(GRID, target, ENVELOPE.push_length, GRIPPER)
+    towards, along_border = N_ROTATIONS // 4, 0
+    assert math.isclose(rotation_angle(towards), math.pi / 2)
+    assert not spares[towards, 180, 112]  # reaches the target and drives it out
+    assert not spares[towards, 150, 112]  # ends 4.6 cm inside, the target ahead of it nearer still
+    assert spares[along_border, 210, 85]  # sideways along the border: it stays as far inside
+    assert spares[towards, 180, 170]  # passes beside the target
+    assert spares[towards + N_ROTATIONS // 2, 200, 112]  # pulls nothing outwards: away from the border
+    middle = np.zeros_like(target)
+    middle[105:120, 105:120] = True
+    assert affordance.push_spares_border(GRID, middle, ENVELOPE.push_length, GRIPPER).all()
+    assert affordance.push_spares_border(GRID, np.zeros_like(target), ENVELOPE.push_length, GRIPPER).all()
+
+
+def test_the_agent_spares_the_border_for_a_target_and_for_a_cluster():
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    guarded = np.zeros_like(height, bool)
+    guarded[205:216, 105:120] = True
+    height[guarded] = 0.03
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(guarded), GRID)
+    region = Region.around(150, 112, 112)
+    i, j = 150 - region.row0, 112 - region.col0  # its stroke would end 4.6 cm inside: kept in, not spared
+    full = np.ones((2, N_ROTATIONS, 112, 112), bool)
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
+    cluster = type("Cluster", (), {"mask": guarded})()
+    for attention in (type("Attention", (), {"mode": "target", "target_mask": guarded, "cluster": None})(),
+                      type("Attention", (), {"mode": "cluster", "target_mask": np.ones_like(guarded),
+                                             "cluster": cluster})()):
+        ok = agent.afford(full, region, hm, attention)
+        assert not ok[PUSH, N_ROTATIONS // 4, i, j] and ok[PUSH, 0, i, j]
 
 
 def test_the_agent_allows_only_clear_grasps_on_the_target_and_free_push_starts():
