@@ -10,6 +10,9 @@ on the height map (the clear-pad and free-start tests are the scripted policy's 
 - a grasp is *uncovered* when, between the open jaws, nothing but the target (its salient mask grown by
   ``TARGET_GROWTH``) stands higher than the target's top: otherwise the jaws close on whatever lies on it
   (in a heap, the item half covering a just-revealed impurity);
+- a grasp is *at target level* when the top under the tool (which sets how deep the fingers go) stands
+  at most ``TOP_STEP`` above the target's median height: the salient mask of a half uncovered impurity
+  spills onto the item still lying on it, and a grasp placed there closes on that item or on nothing;
 - a push is *free* when the closed fingers come down on free table (nothing under them above
   ``FREE_HEIGHT``) and *kept in* when its stroke ends ``PUSH_EDGE_MARGIN`` inside the workspace, so what
   it shoves ahead tends to stay where the camera and the robot can reach it;
@@ -38,6 +41,7 @@ PAD_CLEARANCE = 0.004  # m; a pad may land on something at most this much above 
 FREE_HEIGHT = 0.008  # m; lower than this counts as free table for the closed fingers to descend on
 COVER_CLEARANCE = 0.005  # m; between the jaws nothing but the target may stand higher than its top + this
 TARGET_GROWTH = 0.01  # m; the salient mask may miss the target rim, which must not count as a neighbour
+TOP_STEP = 0.015  # m; the top under the tool may stand this much above the target's median height
 PUSH_EDGE_MARGIN = 0.03  # m; a push stroke ends at least this far inside the workspace
 BORDER_MARGIN = 0.05  # m; a pushed target should stay this far inside (about the open jaws' half reach)
 CHAIN_REACH = 0.03  # m beyond the fingers that a push still moves things through what lies between
@@ -110,6 +114,15 @@ def grasp_uncovered(height: np.ndarray, target: np.ndarray, gripper: GripperFoot
         span = span_kernel(gripper, grid.cell_size, rotation_angle(k))
         out[k] = out[k + half] = dilate(others, span) <= limit
     return out
+
+
+def grasp_at_target_level(top: np.ndarray, height: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: the top under the tool (``top``, the local maximum that sets the grasp height)
+    stands at most ``TOP_STEP`` above the median height of the ``target`` cells."""
+    target = np.asarray(target, bool)
+    if not target.any():
+        return np.zeros(height.shape, bool)
+    return top <= float(np.median(height[target])) + TOP_STEP
 
 
 def push_kept_in(grid: WorkspaceGrid, push_length: float) -> np.ndarray:

@@ -241,7 +241,8 @@ class PushGraspAgent(Policy):
         """``ok`` limited to what the gripper can carry out (``sorter/policy/affordance.py``).
 
         Grasps: pads landing clear; with a visible target, on the target and (``cover_check``) with
-        nothing lying on it between the jaws. They may all go: the policy must push first. Pushes: a
+        nothing lying on it between the jaws nor under the tool. They may all go: the policy must push
+        first. Pushes: a
         free start whose stroke ends inside the margin, else any free start, else unchanged, so a
         policy always has an action.
         """
@@ -258,6 +259,7 @@ class PushGraspAgent(Policy):
             if self.cover_check:
                 uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
                 out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
+                out[GRASP] &= _crop(affordance.grasp_at_target_level(top, height, target), region)[None]
         guarded = _guarded(attention) if self.method.use_mask else None
         if guarded is not None:
             spares = affordance.push_spares_border(self.grid, guarded, self.envelope.push_length,

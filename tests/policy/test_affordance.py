@@ -62,6 +62,19 @@ def test_an_item_lying_on_the_target_covers_it():
     assert affordance.grasp_uncovered(height, target, GRIPPER, GRID)[:, 112, 108].all()
 
 
+def test_a_grasp_under_the_item_lying_on_the_target_is_refused():
+    """The salient mask spills onto the item half covering the target; the tool there sits too high."""
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    target = np.zeros_like(height, bool)
+    target[100:125, 100:125] = True
+    height[target] = 0.025
+    height[100:125, 118:135] = 0.05  # an item lying across the target's right part
+    top = affordance.dilate(height, np.ones((5, 5), np.uint8))
+    level = affordance.grasp_at_target_level(top, height, target)
+    assert level[112, 105] and not level[112, 121]
+    assert not affordance.grasp_at_target_level(top, height, np.zeros_like(target)).any()
+
+
 def test_a_push_must_start_on_free_table():
     height = np.zeros((GRID.cells, GRID.cells), np.float32)
     _block(height, 112, 112, 7, 0.03)
