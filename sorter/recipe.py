@@ -168,6 +168,10 @@ class OcclusionSpec(_Strict):
     min_point_height: Positive = 0.005  # m above the table for a cell to count as an object
     min_cluster_height: Positive = 0.04  # m; a lower cluster cannot hide an impurity
     min_cluster_area: Positive = 0.0015  # m^2; smaller cannot hide an impurity (one item lying on it can)
+    # which cluster to look under: "largest" (paper 2: the largest; the batch is clean when it cannot hide
+    # an impurity) or "any" (the largest of those that can: a small stack beside a wide flat layer is
+    # looked under too; more hidden impurities found, more pushes per batch, see the README)
+    search: Literal["largest", "any"] = "largest"
 
 
 class AppearanceSpec(_Strict):

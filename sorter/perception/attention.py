@@ -16,8 +16,9 @@
      saliency; one only slightly unfamiliar (a shaded face of a stacked item the teaching frames never
      showed) must also pass the feature-contrast test.
    Accepted regions are ranked by ``(1 - weight) * saliency + weight * sigmoid(novelty)``.
-3. With no accepted region, DBSCAN clusters (``occlusion``); the largest that can hide an impurity gives
-   cluster mode with an all-one mask over its crop; otherwise the batch is clean.
+3. With no accepted region, DBSCAN clusters (``occlusion``): the largest, when it can hide an impurity
+   (or with ``occlusion.search: any`` the largest of those that can), gives cluster mode with an all-one
+   mask over its crop; otherwise the batch is clean.
 
 Crops are ``CROP_CELLS`` square and always inside the grid: near a border the crop shifts inwards instead
 of padding, so every crop cell is real data and ``crop_center_rc`` (the target or cluster centre) is then
@@ -263,8 +264,9 @@ class Attender:
                           sal: np.ndarray) -> Attention:
         occ = self.spec.occlusion
         best = regions[0].reason if regions else "no salient object"
-        if clusters and clusters[0].can_hide(occ):
-            c = clusters[0]
+        hiding = [c for c in (clusters if occ.search == "any" else clusters[:1]) if c.can_hide(occ)]
+        if hiding:
+            c = hiding[0]
             center = (int(round(c.center_rc[0])), int(round(c.center_rc[1])))
             crop = crop_around(center, hm.grid.cells)
             mask = np.zeros(hm.shape, bool)

@@ -83,6 +83,22 @@ def test_a_heap_without_visible_impurity_gives_cluster_mode():
     assert att.crop.col0 + att.crop.size == GRID.cells, "crop shifted inside at the border"
 
 
+def test_a_small_stack_beside_a_wide_layer_is_looked_under_only_when_the_recipe_searches_any():
+    """Paper 2 looks under the largest cluster only; ``occlusion.search: any`` also under a smaller one
+    that can hide an impurity."""
+    layer = [(30, 30, 90, 90, 0.03, PRODUCT_RGB)]  # 18 x 18 cm, one item high: hides nothing
+    stack = [(170, 170, 24, 24, 0.03, PRODUCT_RGB), (172, 172, 20, 20, 0.055, PRODUCT_RGB)]
+    hm = heightmaps_of(layer + stack, np.random.default_rng(4), texture=4)
+    occ = RECIPE.perception.occlusion
+    assert occ.search == "largest"
+    assert Attender(RECIPE).attend(hm).mode == "clean"
+    anywhere = RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(
+        update={"occlusion": occ.model_copy(update={"search": "any"})})})
+    att = Attender(anywhere).attend(hm)
+    assert att.mode == "cluster", att.reason
+    assert att.crop.contains(182, 182) and att.cluster.max_height >= 0.05
+
+
 def test_crop_is_centred_and_shifted_inside_near_borders():
     c = crop_around((112.0, 112.0), 224)
     assert (c.row0, c.col0, c.size) == (56, 56, CROP_CELLS)
