@@ -281,7 +281,7 @@ def _parked(cell: SimCell, objects: list[SimObject]) -> list[Placement]:
 def _top_up(cell: SimCell, targets: list[int], most: int, rng: np.random.Generator) -> set[int]:
     """Add spare items while the targets still show (at most ``most``); returns the unused spares' ids."""
     added, unused = 0, set()
-    while added < most and _shown(cell, targets)[0] > 0:
+    while added < most and _shown_count(cell, targets) > 0:
         spares = cell.make_objects(min(SPARE_BATCH, most - added), 0, rng)
         added += len(spares)
         cell.load(cell.scene.placements() + _parked(cell, spares))
@@ -355,9 +355,8 @@ def _cover(cell: SimCell, targets: list[int], items: list[SimObject], rng: np.ra
         drop = _cover_drop(cell, shown, item, COVER_OFFSETS[attempt % len(COVER_OFFSETS)], rng)
         cell.scene.set_object_pose(item.id, drop.pos, drop.quat)
         cell.settle(COVER_SETTLE)
-        after = _shown(cell, targets)
-        if after[0] < shown[0]:
-            shown = after
+        if _shown_count(cell, targets) < shown[0]:
+            shown = _shown(cell, targets)
         else:
             cell.scene.restore(snap)
             left.append(item)
@@ -370,6 +369,13 @@ def _shown(cell: SimCell, targets: list[int]) -> tuple[int, int, np.ndarray, np.
     counts = {t: int(np.count_nonzero(ids == t)) for t in targets}
     target = max(counts, key=counts.get)
     return sum(counts.values()), target, ids, points
+
+
+def _shown_count(cell: SimCell, targets: list[int]) -> int:
+    """Pixels of the targets, from only the rays that may hit them: what ``_shown`` counts, for a
+    fraction of its rays (it also looks COVER_VIEW radii around them, for the next placement)."""
+    ids, _ = cell.hit_points(targets)
+    return int(np.isin(ids, targets).sum())
 
 
 def _cover_drop(cell: SimCell, shown: tuple[int, int, np.ndarray, np.ndarray], item: SimObject,
