@@ -16,11 +16,11 @@ on the height map (the clear-pad and free-start tests are the scripted policy's 
 - a push is *free* when the closed fingers come down on free table (nothing under them above
   ``FREE_HEIGHT``) and *kept in* when its stroke ends ``PUSH_EDGE_MARGIN`` inside the workspace, so what
   it shoves ahead tends to stay where the camera and the robot can reach it;
-- a push *spares the border* unless it reaches the target (or, with none visible, the cluster that may
-  hide one) and drives towards the workspace border, ending less than ``BORDER_MARGIN`` inside. A target
-  shoved against the border can no longer be grasped there (the open jaws would leave the workspace or
-  land on its neighbours) and the next push loses it; TCDD rewards pushing the target away from the
-  others, and away is often towards the border.
+- a push *spares the border* unless its stroke reaches a cell of the target (or, with none visible, of
+  the cluster that may hide one) that a whole stroke in that direction would carry nearer the workspace
+  border, to less than ``BORDER_MARGIN`` inside. A target shoved against the border can no longer be
+  grasped there (the open jaws would leave the workspace or land on its neighbours) and the next push
+  loses it; TCDD rewards pushing the target away from the others, and away is often towards the border.
 
 Each test is one grey-level dilation of the height map with the finger footprint at each rotation, so all
 16 rotations of a 224-cell map cost a few milliseconds.
