@@ -127,16 +127,7 @@ def grasp_at_target_level(top: np.ndarray, height: np.ndarray, target: np.ndarra
 
 def push_kept_in(grid: WorkspaceGrid, push_length: float) -> np.ndarray:
     """``(16, H, W)`` bool: a push from this cell at each rotation ends ``PUSH_EDGE_MARGIN`` inside."""
-    rows, cols = np.indices((grid.cells, grid.cells))
-    x, y = grid.center_of(rows, cols)
-    out = np.empty((N_ROTATIONS, grid.cells, grid.cells), bool)
-    m = PUSH_EDGE_MARGIN
-    for k in range(N_ROTATIONS):
-        a = rotation_angle(k)
-        xe, ye = x + push_length * math.cos(a), y + push_length * math.sin(a)
-        out[k] = ((xe >= grid.x_min + m) & (xe <= grid.x_max - m)
-                  & (ye >= grid.y_min + m) & (ye <= grid.y_max - m))
-    return out
+    return _stroke_ends_inside(grid, push_length) >= PUSH_EDGE_MARGIN
 
 
 def push_spares_border(grid: WorkspaceGrid, guarded: np.ndarray, push_length: float,
@@ -171,12 +162,18 @@ def _toward_border(grid: WorkspaceGrid, push_length: float) -> np.ndarray:
     """``(16, H, W)`` bool: moved a whole stroke at each rotation, this cell would end nearer the border
     than it is and less than ``BORDER_MARGIN`` inside the workspace."""
     x, y = grid.center_of(*np.indices((grid.cells, grid.cells)))
-    now = _inside_by(grid, x, y)
-    out = np.empty((N_ROTATIONS, grid.cells, grid.cells), bool)
-    for k in range(N_ROTATIONS):
-        a = rotation_angle(k)
-        moved = _inside_by(grid, x + push_length * math.cos(a), y + push_length * math.sin(a))
-        out[k] = (moved < BORDER_MARGIN) & (moved < now)
+    moved = _stroke_ends_inside(grid, push_length)
+    out = (moved < BORDER_MARGIN) & (moved < _inside_by(grid, x, y))
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _stroke_ends_inside(grid: WorkspaceGrid, push_length: float) -> np.ndarray:
+    """``(16, H, W)``: how far inside the workspace a stroke from this cell at each rotation ends."""
+    x, y = grid.center_of(*np.indices((grid.cells, grid.cells)))
+    out = np.stack([_inside_by(grid, x + push_length * math.cos(rotation_angle(k)),
+                               y + push_length * math.sin(rotation_angle(k))) for k in range(N_ROTATIONS)])
     out.setflags(write=False)
     return out
 
