@@ -33,10 +33,13 @@ CROWD_SPREAD = 0.2  # std of the occluded suite's drop around its spot, share of
 DROP_GAP = 0.004  # m between bounding spheres of objects released together
 ROW_GAP = (0.001, 0.004)  # m between neighbours in the challenging case's rows
 ROW_JITTER = math.radians(4.0)
+HEAP_TRIES = 6  # heaps laid (and settled) over an impurity until one hides it, before covering by hand
 COVER_TRIES = 3  # placements tried per item when covering an impurity
 COVER_OFFSETS = (0.0, 0.35, 0.15, 0.5)  # item footprints outward of the visible part, tried in turn
 DECOY_SPACING = 0.16  # m between the centres of the heap hiding an impurity and the loose heap
-RING_ITEMS = 4  # items lying beside a hidden impurity, one per side
+RING_ITEMS = 8  # items lying around a hidden impurity, sides first, then corners
+RING_MIN = 4  # ... and at least one per side, even when that leaves no item to cover by hand
+COVER_RESERVE = 3  # items kept back from the ring for covering what a heap leaves showing
 ROOF_ITEMS = 5  # items lying across it (the largest ones)
 ROOF_GAP = 0.002  # m between roof items: one over the middle, the others edge to edge beside it
 SPARE_BATCH = 4  # items added at a time when the recipe's items cannot hide an impurity
@@ -240,7 +243,8 @@ def _lay(laid: list[_Laid], theta: float, centre: np.ndarray, table: float) -> l
 
 
 def build_invisible(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
-    """Impurities lying inside heaps: items around and on top, then items laid one by one wherever an
+    """Impurities lying inside heaps: items around and on top (a heap is laid afresh, up to HEAP_TRIES
+    times, until one hides them: cheap next to covering by hand), then items laid one by one wherever an
     impurity still shows. When the recipe's items cannot hide it, up to as many again are added (the
     scene then holds more items than the recipe's count). Verified on the visible masks; retried."""
     for _ in range(INVISIBLE_ATTEMPTS):
@@ -250,14 +254,20 @@ def build_invisible(cell: SimCell, counts: Counts, rng: np.random.Generator) -> 
         pool = sorted((o for o in objects if not o.is_impurity), key=_area)
         centres = _spread_points(len(impurities) + 1, drop_region(cell.recipe), DECOY_SPACING, rng)
         table = cell.recipe.workspace.table_z
-        placements: list[Placement] = []
-        for imp, c in zip(impurities, centres, strict=False):
+        roles = []
+        for imp in impurities:
             roof, pool = pool[-ROOF_ITEMS:][::-1], pool[:-ROOF_ITEMS]
-            ring, pool = pool[:RING_ITEMS], pool[RING_ITEMS:]
-            placements += _heap_over(imp, ring, roof, c, table, rng)
-        cell.load(placements + _parked(cell, pool))
-        cell.settle()
+            n_ring = min(RING_ITEMS, max(len(pool) - COVER_RESERVE, RING_MIN))
+            ring, pool = pool[:n_ring], pool[n_ring:]
+            roles.append((imp, ring, roof))
         targets = [o.id for o in impurities]
+        for _ in range(HEAP_TRIES):
+            placements = [p for (imp, ring, roof), c in zip(roles, centres, strict=False)
+                          for p in _heap_over(imp, ring, roof, c, table, rng)]
+            cell.load(placements + _parked(cell, pool))
+            cell.settle()
+            if _shown_count(cell, targets) == 0:
+                break
         left = _cover(cell, targets, pool, rng)
         for p in _loose_heap(left, centres[-1], table, cell.scene.placements(), rng):
             cell.scene.set_object_pose(p.obj.id, p.pos, p.quat)
