@@ -151,6 +151,9 @@ class SaliencySpec(_Strict):
     region_threshold: Fraction = 0.75  # grow a region while S >= threshold * peak
     min_peak_ratio: Positive = 2.0  # peak must exceed this multiple of the mean saliency elsewhere
     min_region_area: Positive = 2.0e-4  # m^2; smaller regions are noise
+    # a peak standing out this many times the mean saliency is an impurity whatever its feature contrast
+    # (a sliver of a half-hidden impurity has a strong peak but little centre-surround contrast); None: off
+    clear_peak_ratio: Positive | None = None
     max_regions: Annotated[int, Field(ge=1, le=20)] = 5
 
 

@@ -8,7 +8,9 @@
      of the L, a, b on-off/off-on contrasts, opponent-colour units) is at least
      ``MIN_FEATURE_CONTRAST`` (a clean product's own shading, texture and colour spread stay below it, an
      impurity's colour or brightness step does not) and its extent (the peak grown down to half its
-     height) covers ``min_region_area``;
+     height) covers ``min_region_area``; where the recipe sets ``clear_peak_ratio``, a peak at least that
+     many times the mean needs no feature contrast (the sliver of a half-hidden impurity: a strong peak,
+     too small for much centre-surround contrast);
    - with one: it must look unlike the product (novelty >= ``appearance.threshold``), which vetoes
      salient product (a rare colour variant, a strongly lit item) and, because every novel area of
      object cells becomes a region too, finds impurities that saliency ranked below another or merged
@@ -234,6 +236,11 @@ class Attender:
         ok_raw = r.raw_peak >= floor
         why = (f"contrast {r.contrast:.1f}x {'>=' if ok_ratio else '<'} {sal_spec.min_peak_ratio:.1f}x, "
                f"feature contrast {r.raw_peak:.3f} {'>=' if ok_raw else '<'} {floor:.3f}")
+        clear = sal_spec.clear_peak_ratio
+        if ok_ratio and not ok_raw and clear is not None and r.contrast >= clear:
+            return replace(r, accepted=True, score=r.saliency,
+                           reason=f"contrast {r.contrast:.1f}x >= {clear:.1f}x (clear peak), feature "
+                                  f"contrast {r.raw_peak:.3f} < {floor:.3f}")
         return replace(r, accepted=ok_ratio and ok_raw, score=r.saliency, reason=why)
 
     def _taught_verdict(self, r: Region) -> Region:

@@ -1,5 +1,7 @@
 """Attention (paper 2, Algorithm 1) on synthetic heightmaps: target, cluster, clean; crops; loading."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from sorter.geometry import CROP_CELLS
 from sorter.perception.appearance import AppearanceModel
 from sorter.perception.attention import Attender, crop_around, load_attender
 from sorter.perception.heightmap import Heightmaps
+from sorter.perception.saliency import Region
 from sorter.recipe import load_recipe
 from tests.perception.synthetic import (
     GRID,
@@ -144,3 +147,18 @@ def test_load_attender_reports_a_missing_model(tmp_path):
         load_attender(load_recipe(path))
     assert load_attender(RECIPE).appearance is None
     assert "saliency alone" in load_attender(RECIPE).note
+
+
+def test_a_clear_peak_is_an_impurity_only_where_the_recipe_allows_it():
+    """A sliver of a half-hidden impurity stands far out of the saliency map but has little
+    centre-surround feature contrast; ``saliency.clear_peak_ratio`` accepts it, and only it."""
+    sliver = Region(mask=np.ones((8, 8), bool), peak=(4, 4), score=0.0, area_m2=3e-4, contrast=7.0,
+                    raw_peak=0.03)
+    assert not Attender(RECIPE)._verdict(sliver, taught=False).accepted, "off by default"
+    sal = RECIPE.perception.saliency.model_copy(update={"clear_peak_ratio": 6.0})
+    clear = Attender(RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(
+        update={"saliency": sal})}))
+    verdict = clear._verdict(sliver, taught=False)
+    assert verdict.accepted and "clear peak" in verdict.reason
+    assert not clear._verdict(replace(sliver, contrast=5.0), taught=False).accepted
+    assert not clear._verdict(replace(sliver, area_m2=1e-4), taught=False).accepted, "still needs its area"
