@@ -89,3 +89,12 @@ def test_feeder_adds_a_batch_and_keeps_what_lies_on_the_table(toy):
     assert {s.id for s in after} >= set(before)
     assert all(toy.on_table(s.position) for s in after)
     assert toy.time > start, "the feeder's drop takes simulated time"
+
+
+@pytest.mark.parametrize(("scenario", "seed"), [("30", 23), ("30-hard", 28)])
+def test_a_crowd_that_lost_an_object_over_the_table_edge_is_dropped_again(cells, scenario, seed):
+    """These potato seeds rolled one potato off the table in their first crowd."""
+    cell = cells["potatoes-clods"]
+    cell.reset(scenario, seed)
+    states = cell.truth.objects()
+    assert len(states) == 30 and all(cell.on_table(s.position) for s in states)

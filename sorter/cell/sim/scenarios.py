@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 DROP_MARGIN = 0.09  # m kept free along the workspace border when dropping objects
 WAVE = 6  # objects released together
+CROWD_DROPS = 3  # crowds dropped at most, until none of the objects rolled off the table
 WAVE_SETTLE = 0.6  # s of physics for a wave to come to rest before the next
 CROWD_SPREAD = 0.2  # std of the occluded suite's drop around its spot, share of the drop region's side
 DROP_GAP = 0.004  # m between bounding spheres of objects released together
@@ -142,8 +143,19 @@ def build_random(cell: SimCell, counts: Counts, rng: np.random.Generator) -> Non
 
 
 def build_crowd(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
-    """Paper 1's cases: objects dropped around a random spot so that many lie on or against others."""
-    _drop_crowd(cell, cell.make_objects(counts.items, counts.impurities, rng), rng)
+    """Paper 1's cases: objects dropped around a random spot so that many lie on or against others;
+    dropped again (a new crowd) when one rolled off the table."""
+    for _ in range(CROWD_DROPS):
+        cell.restart_ids()
+        _drop_crowd(cell, cell.make_objects(counts.items, counts.impurities, rng), rng)
+        if _all_on_table(cell):
+            return
+    raise SceneError(f"objects of '{cell.recipe.product.name}' rolled off the table in {CROWD_DROPS} "
+                     "crowds for this seed; use another seed")
+
+
+def _all_on_table(cell: SimCell) -> bool:
+    return all(cell.on_table(cell.scene.object_pos(o.id)) for o in cell.scene.objects)
 
 
 def _drop_crowd(cell: SimCell, objects: list[SimObject], rng: np.random.Generator,
@@ -428,12 +440,15 @@ def build_hard(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
     """Paper 1's hard case: all objects dropped as items, then the most occluded one that still shows
     (HARD_MIN_VISIBLE pixels) is made the target: it takes the look of an impurity kind (colour and
     texture; its shape stays that of the item it was). Crowds are dropped again (up to HARD_DROPS) until
-    that target is at least HARD_MIN_OCCLUSION hidden; the most occluded crowd is kept."""
+    that target is at least HARD_MIN_OCCLUSION hidden; the most occluded crowd is kept (one that lost an
+    object over the table's edge never is)."""
     best: tuple[float, list[Placement], list[int]] | None = None
     for _ in range(HARD_DROPS):
         cell.restart_ids()
         objects = cell.make_objects(counts.items + counts.impurities, 0, rng)
         _drop_crowd(cell, objects, rng, HARD_SPREAD)
+        if not _all_on_table(cell):
+            continue
         visible = cell.visible_counts()
         rates = {i: cell.occlusion(i, visible) for i, n in visible.items() if n >= HARD_MIN_VISIBLE}
         ranked = sorted(rates, key=lambda i: (-rates[i], i))[:counts.impurities]
@@ -445,8 +460,8 @@ def build_hard(cell: SimCell, counts: Counts, rng: np.random.Generator) -> None:
         if score >= HARD_MIN_OCCLUSION:
             break
     if best is None:
-        raise SceneError(f"too few objects show in the '30-hard' scenes of '{cell.recipe.product.name}' "
-                         "for this seed; use another seed")
+        raise SceneError(f"no usable '30-hard' crowd of '{cell.recipe.product.name}' for this seed (too few "
+                         "objects show, or one rolled off the table); use another seed")
     cell.load(best[1])
     for oid in best[2]:
         cell.mark_impurity(oid, pick_spec(cell.recipe.sim.impurities, rng), rng)
