@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mujoco
@@ -19,7 +21,7 @@ from sorter.cell.sim.camera import Background, RayCaster, SimCamera, finish_fram
 from sorter.cell.sim.gripper import GripperRig
 from sorter.cell.sim.robot import SimRobot
 from sorter.cell.sim.scenarios import SCENARIOS, build_feeder_batch, counts_for
-from sorter.cell.sim.scene import BIN_DEPTH, Placement, SceneModel
+from sorter.cell.sim.scene import BIN_DEPTH, TIMESTEP, Placement, SceneModel
 from sorter.cell.sim.shapes import SimObject, pick_spec, sample_object
 from sorter.cell.sim.truth import GroundTruth, ObjectState
 from sorter.errors import SorterError
@@ -30,6 +32,7 @@ SETTLE_MIN = 0.15  # s of physics before a scene may count as settled
 SETTLE_MAX = 2.0  # s of physics at most
 SETTLE_SPEED = 0.01  # m/s (rad/s scaled by 0.02 m) below which every object counts as at rest
 SETTLE_CHUNK = 25  # physics steps between rest checks
+ROUGH_STEP = 3  # times the time step while a crowd's waves settle (see rough_physics)
 FALLBACK_CAMERA_HEIGHT = 0.70  # m above the workspace centre when a hardware recipe has no sim pose
 IN_WORKSPACE_TOP = 0.30  # m above the table; higher objects are in flight, not lying in the workspace
 OFF_TABLE_DROP = 0.01  # m below the table top that counts as fallen off
@@ -66,6 +69,7 @@ class SimCell:
         self._next_id = 1
         self._visible: np.ndarray | None = None
         self._background: Background | None = None
+        self._rough = False
         self.camera = SimCamera(self)
         self.robot = SimRobot(self)
         self.truth = GroundTruth(self)
@@ -141,7 +145,30 @@ class SimCell:
             self._background = Background(self.scene, self.camera_pose, intr, self.recipe)
         self.caster = RayCaster(self.scene, self.camera_pose, intr, self._background)
         self._visible = None
+        self._apply_physics()
         self.version += 1
+
+    @contextmanager
+    def rough_physics(self) -> Iterator[None]:
+        """Physics at ``ROUGH_STEP`` times the time step, for a builder's intermediate settles.
+
+        A crowd is dropped in waves, each settled before the next is released on top; at a coarser step
+        a wave costs proportionally fewer physics steps. The builder settles the finished scene again
+        after leaving this block, at the physics the primitives use, and checks it only then: every
+        scene is handed over at rest under that physics.
+        """
+        self._rough = True
+        self._apply_physics()
+        try:
+            yield
+        finally:
+            self._rough = False
+            self._apply_physics()
+
+    def _apply_physics(self) -> None:
+        if self.scene is None:
+            return
+        self.scene.model.opt.timestep = TIMESTEP * (ROUGH_STEP if self._rough else 1)
 
     def settle(self, limit: float = SETTLE_MAX) -> float:
         """Run physics until every object rests (at most ``limit`` s); returns the simulated seconds."""

@@ -171,21 +171,25 @@ def _drop_crowd(cell: SimCell, objects: list[SimObject], rng: np.random.Generato
 def release_in_waves(cell: SimCell, objects: list[SimObject], xy: np.ndarray,
                      rng: np.random.Generator) -> None:
     """Drop objects a few at a time, each wave just above what already lies there, letting every wave
-    settle: piles form as when a feeder tips small loads, instead of tall columns crashing down."""
+    settle: piles form as when a feeder tips small loads, instead of tall columns crashing down. The
+    waves settle under ``rough_physics`` (a third of the physics steps); the finished crowd settles again
+    under the cell's own physics, so what the builder checks next is the scene the primitives meet."""
     table = cell.recipe.workspace.table_z
     waves = [list(range(i, min(i + WAVE, len(objects)))) for i in range(0, len(objects), WAVE)]
     first = waves[0] if waves else []
     quats = [random_quat(rng) for _ in objects]
     placed = stack_drops([objects[i] for i in first], xy[first], table + 0.005, [quats[i] for i in first])
-    cell.load(placed + _parked(cell, [objects[i] for w in waves[1:] for i in w]))
-    cell.settle(WAVE_SETTLE)
-    for wave in waves[1:]:
-        occupied = [(p.pos, p.obj.radius) for p in cell.scene.placements() if cell.on_table(p.pos)]
-        base = max([table] + [cell.highest_point_near(*xy[i], objects[i].radius) for i in wave])
-        for p in stack_drops([objects[i] for i in wave], xy[wave], base + 0.005, [quats[i] for i in wave],
-                             occupied):
-            cell.scene.set_object_pose(p.obj.id, p.pos, p.quat)
+    with cell.rough_physics():
+        cell.load(placed + _parked(cell, [objects[i] for w in waves[1:] for i in w]))
         cell.settle(WAVE_SETTLE)
+        for wave in waves[1:]:
+            occupied = [(p.pos, p.obj.radius) for p in cell.scene.placements() if cell.on_table(p.pos)]
+            base = max([table] + [cell.highest_point_near(*xy[i], objects[i].radius) for i in wave])
+            for p in stack_drops([objects[i] for i in wave], xy[wave], base + 0.005,
+                                 [quats[i] for i in wave], occupied):
+                cell.scene.set_object_pose(p.obj.id, p.pos, p.quat)
+            cell.settle(WAVE_SETTLE)
+        cell.settle()
     cell.settle()
 
 
