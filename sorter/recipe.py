@@ -181,6 +181,9 @@ class AppearanceSpec(_Strict):
     """Taught product look (``sorter teach``); absent model means saliency alone."""
 
     model: str | None = None  # path relative to the recipe file
+    # fuse: novelty confirms, vetoes and adds regions; guard: saliency alone decides, and the model is
+    # asked only before a batch is declared clean (a clearly unfamiliar area is searched instead)
+    use: Literal["fuse", "guard"] = "fuse"
     weight: Fraction = 0.5  # share of the novelty score in the fused region score
     threshold: float = 0.0  # novelty score above which a region looks unlike the product
 

@@ -21,6 +21,13 @@
 3. With no accepted region, DBSCAN clusters (``occlusion``): the largest, when it can hide an impurity
    (or with ``occlusion.search: any`` the largest of those that can), gives cluster mode with an all-one
    mask over its crop; otherwise the batch is clean.
+4. With a taught model in ``guard`` use (``appearance.use``), steps 1 to 3 run on saliency alone, and
+   before the batch is declared clean the model looks at it: an area of object cells clearly unlike the
+   product (``CLEAR_NOVELTY`` units above the threshold, ``GUARD_AREA_SHARE`` of ``min_region_area``
+   or more) is searched in
+   cluster mode, its crop centred on that area. It is most often the sliver of a half-uncovered
+   impurity, too small for saliency, that a grasp would miss (the item still lying on it comes up
+   instead) and a push next to it uncovers; a guard never turns a sliver into a grasp target.
 
 Crops are ``CROP_CELLS`` square and always inside the grid: near a border the crop shifts inwards instead
 of padding, so every crop cell is real data and ``crop_center_rc`` (the target or cluster centre) is then
@@ -54,6 +61,9 @@ from sorter.perception.saliency import (
 from sorter.recipe import PerceptionSpec, Recipe, SaliencySpec
 
 CLEAR_NOVELTY = 3.0  # novelty units above the threshold at which appearance alone decides
+GUARD_AREA_SHARE = 0.25  # of saliency's min_region_area: the smallest unfamiliar area a guard searches
+# (slivers showing 70 to 140 camera pixels give 24 to 40 cells above the clear level, under the 50 cells
+# of toy-blocks' min_region_area; clean product never reaches the clear level at all)
 MIN_FEATURE_CONTRAST = 0.048  # opponent-colour units; between clean product (<= 0.042) and impurities
 # (>= 0.056) over the four shipped recipes' simulated scenes, seeds 1-49 (see module doc)
 
@@ -143,11 +153,19 @@ class Attender:
         self.method = method
 
     @property
+    def fused(self) -> bool:
+        """Whether the taught model takes part in every verdict (``fuse``), not only in ``guard``."""
+        return self.appearance is not None and self.spec.appearance.use == "fuse"
+
+    @property
     def note(self) -> str:
         """One line for run logs and the GUI on how impurities are decided."""
         if self.appearance is None:
             return ("no taught appearance model: saliency alone decides (run `sorter teach` and name the "
                     "file in the recipe's perception.appearance.model)")
+        if not self.fused:
+            return ("saliency decides; the taught appearance model guards against declaring a batch "
+                    "clean while something unlike the product shows")
         return "saliency fused with the taught appearance model"
 
     def attend(self, heightmaps: Heightmaps, frame=None) -> Attention:
@@ -160,7 +178,7 @@ class Attender:
                                   grid=heightmaps.grid, features=features, allowed=objects)
         clock.lap("regions")
         novelty = None
-        if self.appearance is not None:
+        if self.fused:
             novelty = self.appearance.novelty_map(heightmaps, objects)
             regions = self._add_novel_regions(regions, novelty, sal, features, heightmaps)
             clock.lap("appearance")
@@ -171,9 +189,12 @@ class Attender:
             clusters = find_clusters(heightmaps, self.spec.occlusion)
             clock.lap("clusters")
             result = self._cluster_or_clean(regions, clusters, heightmaps, sal)
+            if result.mode == "clean" and self.appearance is not None and not self.fused:
+                novelty = self.appearance.novelty_map(heightmaps, objects)
+                result = self._guard(result, novelty, clusters, heightmaps)
+                clock.lap("appearance")
         clock.total()
-        return replace(result, timings_ms=clock.laps, novelty=novelty,
-                       appearance_used=self.appearance is not None)
+        return replace(result, timings_ms=clock.laps, novelty=novelty, appearance_used=novelty is not None)
 
     def _saliency(self, hm: Heightmaps, objects: np.ndarray, frame) -> tuple[np.ndarray, np.ndarray]:
         """Normalised saliency and the feature-contrast map, both zero off objects."""
@@ -290,6 +311,33 @@ class Attender:
         return Attention("clean", f"clean: no visible impurity ({best}); {detail}",
                          np.zeros(hm.shape, bool), None, None, None, regions,
                          clusters[0] if clusters else None, sal)
+
+
+    def _guard(self, clean: Attention, novelty: np.ndarray, clusters: list[Cluster],
+               hm: Heightmaps) -> Attention:
+        """``clean`` unless an area clearly unlike the product shows: then cluster mode over it (step 4
+        of the module doc). The cluster guarded against the border is the one holding the area."""
+        app, cell_area = self.spec.appearance, hm.grid.cell_size ** 2
+        min_cells = max(1, int(GUARD_AREA_SHARE * self.spec.saliency.min_region_area / cell_area))
+        novel = novel_regions(novelty, app.threshold + CLEAR_NOVELTY, min_cells)
+        if not novel:
+            return replace(clean, reason=f"{clean.reason}; nothing looks unlike the product")
+        area_mask = novel[0]
+        center_rc, center_xy = _centre(area_mask, hm)
+        holder = next((c for c in clusters if (c.mask & area_mask).any()), None)
+        if holder is None:
+            height = np.nan_to_num(np.asarray(hm.height, np.float32), nan=0.0)
+            holder = Cluster(area_mask, center_rc, center_xy, float(area_mask.sum() * cell_area),
+                             float(height[area_mask].max()))
+        center = (int(round(center_rc[0])), int(round(center_rc[1])))
+        crop = crop_around(center, hm.grid.cells)
+        mask = np.zeros(hm.shape, bool)
+        mask[crop.slices] = True
+        reason = (f"no salient impurity, but {area_mask.sum() * cell_area * 1e4:.1f} cm^2 at "
+                  f"({center_xy[0]:.3f}, {center_xy[1]:.3f}) m looks unlike the product (novelty "
+                  f"{region_novelty(novelty, area_mask):.1f}): searching there")
+        return Attention("cluster", reason, mask, center, center_xy, crop, clean.regions, holder,
+                         clean.saliency)
 
 
 def _region_from_mask(mask: np.ndarray, sal: np.ndarray, features: np.ndarray, novelty: np.ndarray,

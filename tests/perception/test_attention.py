@@ -162,3 +162,41 @@ def test_a_clear_peak_is_an_impurity_only_where_the_recipe_allows_it():
     assert verdict.accepted and "clear peak" in verdict.reason
     assert not clear._verdict(replace(sliver, contrast=5.0), taught=False).accepted
     assert not clear._verdict(replace(sliver, area_m2=1e-4), taught=False).accepted, "still needs its area"
+
+
+def _variant(recipe, deaf: bool = False, use: str = "guard"):
+    """``recipe`` with the taught model in ``use``; ``deaf`` makes saliency accept nothing (it misses
+    what the guard is for: a sliver too small for its contrast tests)."""
+    perception = recipe.perception.model_copy(update={
+        "appearance": recipe.perception.appearance.model_copy(update={"use": use})})
+    if deaf:
+        perception = perception.model_copy(update={
+            "saliency": perception.saliency.model_copy(update={"min_peak_ratio": 1e6})})
+    return recipe.model_copy(update={"perception": perception})
+
+
+def test_a_guard_searches_where_something_unlike_the_product_shows_before_declaring_clean(taught):
+    guard = Attender(_variant(RECIPE, deaf=True), taught.appearance)
+    for seed, cell in ((19, (2, 3)), (21, (0, 4))):
+        scene = _scene(seed, {cell: YELLOW})
+        assert Attender(_variant(RECIPE, deaf=True)).attend(scene).mode == "clean"
+        att = guard.attend(scene)
+        assert att.mode == "cluster" and "looks unlike the product" in att.reason, att.reason
+        rows, cols = _box(*cell)
+        assert att.crop.contains((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2)
+        assert att.cluster.mask[rows, cols].any() and att.appearance_used
+        assert att.target_mask.sum() == CROP_CELLS ** 2, "a search, never a grasp target"
+    for seed in (13, 15, 17):
+        att = guard.attend(_scene(seed))
+        assert att.mode == "clean" and "nothing looks unlike the product" in att.reason
+
+
+def test_a_guard_leaves_targets_and_clusters_to_saliency(taught):
+    guard = Attender(_variant(RECIPE), taught.appearance)
+    assert "guards" in guard.note and not guard.fused
+    scene = _scene(11, {(1, 1): IMPURITY_RGB, (3, 4): YELLOW})
+    alone, guarded = Attender(RECIPE).attend(scene), guard.attend(scene)
+    assert guarded.mode == alone.mode == "target"
+    assert np.array_equal(guarded.target_mask, alone.target_mask)
+    assert [r.accepted for r in guarded.regions] == [r.accepted for r in alone.regions]
+    assert guarded.novelty is None and not guarded.appearance_used, "the model is not asked"
