@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sorter.errors import SorterError
 
-METRICS = ("top1_hit", "recall_topk", "false_alarm", "cluster_hit", "wrong_target", "msr_targ", "gsi",
-           "attention_ms_median", "attention_cpu_ms_median", "heightmap_ms_median")
+METRICS = ("top1_hit", "recall_topk", "false_alarm", "clean_searched", "cluster_hit", "wrong_target",
+           "msr_targ", "gsi", "attention_ms_median", "attention_cpu_ms_median", "heightmap_ms_median")
 
 
 def register(groups: dict) -> None:

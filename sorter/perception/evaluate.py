@@ -7,6 +7,8 @@ ground truth brought into the heightmap grid (``SceneTruth``):
   impurity's visible cells (holds the region's peak, within ``HIT_TOLERANCE`` cells, or half its cells);
 - ``recall_topk``: the share of visible impurities that some accepted region lies on;
 - ``false_alarm``: the share of ``clean`` scenes where attention reports a target;
+- ``clean_searched``: the share of ``clean`` scenes not declared clean (a cluster that may hide an
+  impurity, or a taught model's guard searching an unfamiliar area): a clean batch that costs pushes;
 - ``cluster_hit``: over ``invisible`` scenes with a hidden impurity, the share where one lies in the crop;
 - ``wrong_target``: the share of scenes whose reported target lies on no impurity (a false target where
   the scenario has impurities: in heaps, a shaded side of product can pass for a dark impurity);
@@ -137,6 +139,7 @@ class SceneScore:
     found: int = 0
     visible: int = 0
     target: bool = False
+    searched: bool = False
     cluster_hit: bool | None = None
     msr: float | None = None
     gsi: float | None = None
@@ -145,7 +148,8 @@ class SceneScore:
 
 def score_scene(att: Attention, truth: SceneTruth, hm: Heightmaps) -> SceneScore:
     """Score one attention result against the truth of its scene."""
-    score = SceneScore(target=att.mode == "target", timings=dict(att.timings_ms))
+    score = SceneScore(target=att.mode == "target", searched=att.mode == "cluster",
+                       timings=dict(att.timings_ms))
     any_imp = np.isin(truth.ids, truth.impurity_ids)
     top = att.target
     score.wrong_target = top is not None and not region_on(top.mask, top.peak, any_imp)
@@ -187,7 +191,8 @@ def summarize(scores: list[SceneScore], clean: list[SceneScore], heightmap_ms: l
     out = {
         "scenes": len(scores), "clean_scenes": len(clean),
         "top1_hit": _mean(top1), "recall_topk": sum(s.found for s in scores) / visible if visible else None,
-        "false_alarm": _mean([s.target for s in clean]), "cluster_hit": _mean(clusters),
+        "false_alarm": _mean([s.target for s in clean]), "clean_searched": _mean([s.searched for s in clean]),
+        "cluster_hit": _mean(clusters),
         "wrong_target": _mean([s.wrong_target for s in scores]),
         "msr_targ": _mean([s.msr for s in scores if s.msr is not None]),
         "gsi": _mean([s.gsi for s in scores if s.gsi is not None]),
