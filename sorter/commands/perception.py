@@ -134,9 +134,9 @@ def eval_command(args: argparse.Namespace) -> int:
         raise SorterError(f"unknown scenario(s) {', '.join(unknown)}; use one of: {known}")
     attender = None if args.no_appearance else load_attender(recipe)
     appearance = attender.appearance if attender is not None else None
-    print("appearance: " + ("taught model " + recipe.perception.appearance.model if appearance else
-                            "none, saliency alone decides" + ("" if args.no_appearance else
-                                                              " (run `sorter teach`)")), file=sys.stderr)
+    print("appearance: " + (f"taught model {recipe.perception.appearance.model} ({attender.note})"
+                            if appearance else "none, saliency alone decides"
+                            + ("" if args.no_appearance else " (run `sorter teach`)")), file=sys.stderr)
     seeds = [args.seed + 2 * i for i in range(args.scenes)]
     clean = capture_scenes(recipe, "clean", seeds, _progress)
     methods = [VOCUS2] + [BASELINES[b] for b in dict.fromkeys(args.baseline)]
@@ -146,7 +146,9 @@ def eval_command(args: argparse.Namespace) -> int:
         for method in methods:
             figures = evaluate(recipe, caps, clean, appearance, method)
             rows.append({"scenario": scenario, "method": method.name, **figures})
-    print(markdown_table(recipe.product.name, rows, appearance is not None))
+    label = ("saliency alone" if appearance is None else "saliency + taught appearance" if attender.fused
+             else "saliency, taught appearance guarding the clean verdict")
+    print(markdown_table(recipe.product.name, rows, label))
     if args.json:
         doc = {"recipe": str(recipe.path), "product": recipe.product.name, "seed": args.seed,
                "scenes": args.scenes, "appearance": appearance is not None, **rows[0], "results": rows}
@@ -154,10 +156,11 @@ def eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def markdown_table(product: str, rows: list[dict], taught: bool) -> str:
-    """The evaluation rows as a Markdown table (per-stage medians in the last column)."""
+def markdown_table(product: str, rows: list[dict], label: str) -> str:
+    """The evaluation rows as a Markdown table (per-stage medians in the last column) under a heading
+    naming the product and how impurities were decided (``label``)."""
     head = ["scenario", "method", *METRICS, "stages ms (median)"]
-    lines = [f"### {product} ({'saliency + taught appearance' if taught else 'saliency alone'})", "",
+    lines = [f"### {product} ({label})", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms_median"].items() if v is not None)

@@ -36,7 +36,7 @@ def _scene(seed: int, odd: dict | None = None) -> Heightmaps:
 @pytest.fixture(scope="module")
 def taught() -> Attender:
     model = AppearanceModel().fit([_scene(s) for s in range(0, 40, 2)], np.random.default_rng(0))
-    return Attender(RECIPE, model)
+    return Attender(_variant(RECIPE, use="fuse"), model)
 
 
 @pytest.mark.parametrize("seed", [1, 3, 5, 7])
@@ -132,21 +132,24 @@ def test_taught_model_vetoes_a_salient_but_familiar_look():
     scene = _scene(21, {(2, 2): teal})
     alone = Attender(RECIPE).attend(scene)
     assert alone.mode == "target", "saliency alone calls the rare variant an impurity"
-    taught = Attender(RECIPE, model).attend(scene)
+    fused = _variant(RECIPE, use="fuse")
+    taught = Attender(fused, model).attend(scene)
     assert taught.mode != "target", taught.reason
-    assert Attender(RECIPE, model).attend(_scene(23, {(2, 2): teal, (0, 4): IMPURITY_RGB})).mode == "target"
+    assert Attender(fused, model).attend(_scene(23, {(2, 2): teal, (0, 4): IMPURITY_RGB})).mode == "target"
 
 
 def test_load_attender_reports_a_missing_model(tmp_path):
-    text = RECIPE.path.read_text().replace("perception:", "perception:\n  appearance: {model: gone.npz}", 1)
-    if "perception:" not in RECIPE.path.read_text():
-        text += "\nperception:\n  appearance: {model: gone.npz}\n"
+    text = RECIPE.path.read_text().replace("../models/toy-blocks.appearance.npz", "gone.npz")
+    assert "gone.npz" in text
     path = tmp_path / "r.yaml"
     path.write_text(text)
     with pytest.raises(ModelFileError, match=r"gone\.npz.*sorter teach"):
         load_attender(load_recipe(path))
-    assert load_attender(RECIPE).appearance is None
-    assert "saliency alone" in load_attender(RECIPE).note
+    untaught = RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(update={
+        "appearance": RECIPE.perception.appearance.model_copy(update={"model": None})})})
+    assert load_attender(untaught).appearance is None
+    assert "saliency alone" in load_attender(untaught).note
+    assert "guards" in load_attender(RECIPE).note, "toy-blocks ships a guard"
 
 
 def test_a_clear_peak_is_an_impurity_only_where_the_recipe_allows_it():

@@ -1,7 +1,6 @@
 """`sorter teach`, `sorter eval perception` and `sorter bench perception` end to end on the simulated cell."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,12 @@ TOY = Path(__file__).resolve().parents[2] / "recipes" / "toy-blocks.yaml"
 
 
 def _recipe_copy(tmp_path: Path, model: str | None = None) -> Path:
+    """toy-blocks beside the test, naming ``model`` as its taught look (none: saliency alone)."""
+    shipped = "appearance: {model: ../models/toy-blocks.appearance.npz, use: guard}"
+    text = TOY.read_text()
+    assert shipped in text
     path = tmp_path / "toy-blocks.yaml"
-    shutil.copy(TOY, path)
-    if model:
-        with path.open("a") as fh:
-            fh.write(f"\nperception:\n  appearance: {{model: {model}}}\n")
+    path.write_text(text.replace(shipped, f"appearance: {{model: {model}}}" if model else "{}"))
     return path
 
 
@@ -27,7 +27,7 @@ def test_eval_prints_a_table_and_writes_json(tmp_path, capsys):
     text = capsys.readouterr()
     assert rc == 0
     assert "| random | vocus2 |" in text.out and "| random | spectral |" in text.out
-    assert "saliency alone" in text.err
+    assert "guards against declaring a batch clean" in text.err
     doc = json.loads(out.read_text())
     for key in ("top1_hit", "recall_topk", "false_alarm", "cluster_hit", "msr_targ", "gsi",
                 "attention_ms_median", "stage_ms_median"):

@@ -24,7 +24,8 @@ def test_missing_keys_are_added_in_block_and_flow_mappings() -> None:
     out = set_value(out, ("loop", "max_actions_per_batch"), 12)
     out = set_value(out, ("policy", "model"), None)
     data = yaml.safe_load(out)
-    assert data["perception"] == {"occlusion": {"eps": 0.01}}
+    shipped = {"model": "../models/toy-blocks.appearance.npz", "use": "guard"}
+    assert data["perception"] == {"occlusion": {"eps": 0.01}, "appearance": shipped}
     assert data["loop"] == {"max_actions_per_batch": 12}
     assert data["policy"] == {"kind": "tcdd", "model": None}
     flow = "a: {b: 1}\n"
