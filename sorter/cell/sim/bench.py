@@ -237,9 +237,9 @@ def speed_table(name: str, f: SpeedFigures) -> list[str]:
     rows += [(f"s slowest of {f.reset_seeds} resets, {k}", f"{v.wall:.3f}", f"{v.cpu:.3f}", "")
              for k, v in f.reset_worst.items()]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    head = f"  {'':<42s} {'wall':>10s} {'cpu':>10s}  target"
+    head = f"  {'':<47s} {'wall':>10s} {'cpu':>10s}  target"
     return ([f"speed ({name}; {os.cpu_count()} cores, load average {load:.1f})", head]
-            + [f"  {a:<42s} {b:>10s} {c:>10s}  {d}" for a, b, c, d in rows])
+            + [f"  {a:<47s} {b:>10s} {c:>10s}  {d}" for a, b, c, d in rows])
 
 
 def trust_table(name: str, results: list[ShapeTrust]) -> list[str]:
