@@ -23,7 +23,7 @@ from PyQt6.QtWidgets import (
 )
 
 from sorter.policy.registry import model_path, model_sha256
-from sorter.recipe import NextBatchSpec, PolicySpec, Recipe
+from sorter.recipe import AppearanceSpec, NextBatchSpec, PolicySpec, Recipe
 from ui.yaml_edit import Scalar
 
 
@@ -68,6 +68,9 @@ SECTIONS: tuple[tuple[str, tuple[FormField, ...]], ...] = (
         FormField(("perception", "occlusion", "min_samples"), "DBSCAN min samples", "int"),
         FormField(("perception", "occlusion", "min_cluster_height"), "Min heap height", "float",
                   0.005, 3, " m"),
+        FormField(("perception", "appearance", "model"), "Taught look file (sorter teach)", "optional-text"),
+        FormField(("perception", "appearance", "use"), "Taught look used to", "choice",
+                  choices=_literal_choices(AppearanceSpec, "use")),
     )),
     ("Pick loop", (
         FormField(("loop", "max_consecutive_failures"), "Failures before moving on", "int"),

@@ -126,3 +126,14 @@ def test_policy_model_is_chosen_in_the_form_and_its_file_checked(window, qtbot) 
     weights.write_bytes(b"\0" * 2048)
     assert editor.validate()
     assert editor.form.model_status.text().startswith("blocks.safetensors: 0.0 MB, sha256 ")
+
+
+def test_the_taught_look_and_its_use_are_set_in_the_form(window, qtbot) -> None:
+    editor = _open_editor(window, qtbot)
+    model = editor.form.editors[("perception", "appearance", "model")]
+    use = editor.form.editors[("perception", "appearance", "use")]
+    assert model.text() == "../models/toy-blocks.appearance.npz" and use.currentText() == "guard"
+    use.setCurrentText("fuse")
+    qtbot.waitUntil(lambda: "use: fuse" in editor.text.toPlainText(), timeout=3000)
+    assert editor.validate() and editor.recipe.perception.appearance.use == "fuse"
+    assert editor.recipe.perception.appearance.model == "../models/toy-blocks.appearance.npz"
