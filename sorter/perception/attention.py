@@ -24,10 +24,9 @@
 4. With a taught model in ``guard`` use (``appearance.use``), steps 1 to 3 run on saliency alone, and
    before the batch is declared clean the model looks at it: an area of object cells clearly unlike the
    product (``CLEAR_NOVELTY`` units above the threshold, ``GUARD_AREA_SHARE`` of ``min_region_area``
-   or more) is searched in
-   cluster mode, its crop centred on that area. It is most often the sliver of a half-uncovered
-   impurity, too small for saliency, that a grasp would miss (the item still lying on it comes up
-   instead) and a push next to it uncovers; a guard never turns a sliver into a grasp target.
+   or more) is searched in cluster mode, its crop centred on that area. It is most often the sliver of
+   a half-uncovered impurity, too small for saliency, that a grasp would miss (the item still lying on
+   it comes up instead) and a push next to it uncovers; a guard never turns a sliver into a target.
 
 Crops are ``CROP_CELLS`` square and always inside the grid: near a border the crop shifts inwards instead
 of padding, so every crop cell is real data and ``crop_center_rc`` (the target or cluster centre) is then
@@ -189,7 +188,7 @@ class Attender:
             clusters = find_clusters(heightmaps, self.spec.occlusion)
             clock.lap("clusters")
             result = self._cluster_or_clean(regions, clusters, heightmaps, sal)
-            if result.mode == "clean" and self.appearance is not None and not self.fused:
+            if result.mode == "clean" and self.appearance is not None and not self.fused:  # guard
                 novelty = self.appearance.novelty_map(heightmaps, objects)
                 result = self._guard(result, novelty, clusters, heightmaps)
                 clock.lap("appearance")
@@ -295,13 +294,9 @@ class Attender:
         hiding = [c for c in (clusters if occ.search == "any" else clusters[:1]) if c.can_hide(occ)]
         if hiding:
             c = hiding[0]
-            center = (int(round(c.center_rc[0])), int(round(c.center_rc[1])))
-            crop = crop_around(center, hm.grid.cells)
-            mask = np.zeros(hm.shape, bool)
-            mask[crop.slices] = True
             reason = (f"no visible impurity ({best}); largest cluster {c.area_m2 * 1e4:.0f} cm^2, "
                       f"{c.max_height * 1e3:.0f} mm high may hide one")
-            return Attention("cluster", reason, mask, center, c.center_xy, crop, regions, c, sal)
+            return _search(c.center_rc, c.center_xy, c, reason, regions, sal, hm)
         if clusters:
             c = clusters[0]
             detail = (f"largest cluster {c.area_m2 * 1e4:.0f} cm^2, {c.max_height * 1e3:.0f} mm high, is "
@@ -311,7 +306,6 @@ class Attender:
         return Attention("clean", f"clean: no visible impurity ({best}); {detail}",
                          np.zeros(hm.shape, bool), None, None, None, regions,
                          clusters[0] if clusters else None, sal)
-
 
     def _guard(self, clean: Attention, novelty: np.ndarray, clusters: list[Cluster],
                hm: Heightmaps) -> Attention:
@@ -329,15 +323,20 @@ class Attender:
             height = np.nan_to_num(np.asarray(hm.height, np.float32), nan=0.0)
             holder = Cluster(area_mask, center_rc, center_xy, float(area_mask.sum() * cell_area),
                              float(height[area_mask].max()))
-        center = (int(round(center_rc[0])), int(round(center_rc[1])))
-        crop = crop_around(center, hm.grid.cells)
-        mask = np.zeros(hm.shape, bool)
-        mask[crop.slices] = True
         reason = (f"no salient impurity, but {area_mask.sum() * cell_area * 1e4:.1f} cm^2 at "
                   f"({center_xy[0]:.3f}, {center_xy[1]:.3f}) m looks unlike the product (novelty "
                   f"{region_novelty(novelty, area_mask):.1f}): searching there")
-        return Attention("cluster", reason, mask, center, center_xy, crop, clean.regions, holder,
-                         clean.saliency)
+        return _search(center_rc, center_xy, holder, reason, clean.regions, clean.saliency, hm)
+
+
+def _search(center_rc: tuple[float, float], center_xy: tuple[float, float], cluster: Cluster, reason: str,
+            regions: list[Region], sal: np.ndarray, hm: Heightmaps) -> Attention:
+    """Cluster mode: the crop centred on ``center_rc`` with Algorithm 1's all-one mask over it."""
+    center = (int(round(center_rc[0])), int(round(center_rc[1])))
+    crop = crop_around(center, hm.grid.cells)
+    mask = np.zeros(hm.shape, bool)
+    mask[crop.slices] = True
+    return Attention("cluster", reason, mask, center, center_xy, crop, regions, cluster, sal)
 
 
 def _region_from_mask(mask: np.ndarray, sal: np.ndarray, features: np.ndarray, novelty: np.ndarray,
