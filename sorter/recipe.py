@@ -258,6 +258,9 @@ class ObjectSpec(_Strict):
     color: ColorSpec
     mass: tuple[Positive, Positive] = (0.02, 0.05)  # kg range
     friction: Positive = 0.8
+    # m: rolling resistance torque over normal force (MuJoCo condim 6). Lumpy produce stops rolling
+    # where smooth shapes rock on for seconds; 0 leaves rolling free (hard blocks, angular lumps).
+    rolling_friction: Annotated[float, Field(ge=0, le=0.01)] = 0.0
     weight: Positive = 1.0  # relative frequency among its group
 
 

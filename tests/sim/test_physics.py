@@ -9,7 +9,9 @@ import pytest
 
 from sorter.cell.base import Action, ActionKind, ProtectiveStop, RobotStatus
 from sorter.cell.sim.bench import BESIDE_DISTANCE, MIN_PUSH_TRAVEL, shape_trust
+from sorter.cell.sim.scene import Placement
 from sorter.cell.sim.scripted import grasp_action, isolated_scene, push_action
+from sorter.cell.sim.shapes import sample_object
 from tests.conftest import RECIPE_IDS
 
 GRASPS = 8  # per kind; the benchmark runs 50
@@ -111,3 +113,28 @@ def test_primitives_leave_the_camera_view_clear(toy):
     assert not toy.gripper_in_view()
     toy.camera.read()
     assert set(np.unique(toy.truth.visible_mask())) <= {0, oid}
+
+
+def _rolled(cell, spec, seed: int) -> float:
+    """Distance a lone item travels after being set rolling at 0.25 m/s across the table."""
+    obj = sample_object(spec, 1, False, np.random.default_rng(seed))
+    g = cell.recipe.workspace.grid()
+    r = obj.extents[2] / 2
+    start = np.array([(g.x_min + g.x_max) / 2 - 0.05, (g.y_min + g.y_max) / 2, cell.recipe.workspace.table_z
+                      + r + 0.0005])
+    cell.load([Placement(obj, start, np.array([1.0, 0.0, 0.0, 0.0]), np.array([0, 0.25, 0, -0.25 / r, 0, 0]))])
+    cell.settle(3.0)
+    return float(np.hypot(*(cell.scene.object_pos(1)[:2] - start[:2])))
+
+
+def test_rolling_friction_stops_rolling_produce_sooner(cells):
+    """Potatoes carry rolling friction in their recipe: set rolling, they stop within a third of the
+    way the same smooth ellipsoids roll without it (measured: 1.3 cm against 4.5 cm over six seeds)."""
+    cell = cells["potatoes-clods"]
+    spec = cell.recipe.sim.items[0]
+    assert spec.rolling_friction > 0
+    free = spec.model_copy(update={"rolling_friction": 0.0})
+    with_friction = np.mean([_rolled(cell, spec, s) for s in range(6)])
+    without = np.mean([_rolled(cell, free, s) for s in range(6)])
+    assert without > 0.03
+    assert with_friction < without / 3

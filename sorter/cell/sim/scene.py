@@ -40,6 +40,7 @@ BIN_FLOOR = 0.06
 
 PAD_FRICTION = 1.0  # rubber finger pads
 PAD_TORSION = 0.004  # m, torsional friction of the pad contact patch
+OBJECT_TORSION = 0.005  # m, torsional friction of an object's contact patch (condim 6 objects only)
 PAD_ROLLING = 0.003  # m, rolling resistance of a compliant pad: a pinched lump does not roll out
 PAD_CONDIM = 6  # pad contacts resist sliding, twisting and rolling (only a few contacts: cheap)
 TABLE_FRICTION = 0.6
@@ -109,7 +110,8 @@ class SceneModel:
                              if m.geom_bodyid[g] == 0 and m.geom_group[g] == GROUP_STATIC}
 
     def _tune_dofs(self) -> None:
-        """Angular damping scaled to each object's rolling inertia: rolling resistance without condim 6."""
+        """Angular damping scaled to each object's rolling inertia: viscous rolling resistance for every
+        object (kinds with a recipe rolling_friction also get Coulomb rolling friction, condim 6)."""
         m = self.model
         for obj in self.objects:
             b, dadr = self.body_of[obj.id], self.dadr_of[obj.id]
@@ -304,7 +306,8 @@ def _add_object(spec: mujoco.MjSpec, obj: SimObject) -> None:
     body = spec.worldbody.add_body(name=f"obj{obj.id}")
     body.add_freejoint(name=f"obj{obj.id}")
     geom = body.add_geom(name=f"obj{obj.id}", group=GROUP_OBJECT, mass=obj.mass, rgba=rgba(obj.color),
-                         friction=[obj.friction, 0.005, 1e-4], condim=3, solref=list(OBJECT_SOLREF))
+                         friction=[obj.friction, OBJECT_TORSION, max(obj.rolling_friction, 1e-4)],
+                         condim=6 if obj.rolling_friction > 0 else 3, solref=list(OBJECT_SOLREF))
     if obj.shape == "mesh":
         spec.add_mesh(name=f"mesh{obj.id}", uservert=np.asarray(obj.mesh_vertices, float).ravel().tolist())
         geom.type = mujoco.mjtGeom.mjGEOM_MESH

@@ -31,6 +31,7 @@ class SimObject:
     mass: float
     friction: float
     mesh_vertices: np.ndarray | None = None  # (n, 3) body-frame vertices for shape "mesh"
+    rolling_friction: float = 0.0  # m, see ObjectSpec.rolling_friction
 
     @property
     def radius(self) -> float:
@@ -52,7 +53,7 @@ def sample_object(spec: ObjectSpec, obj_id: int, is_impurity: bool, rng: np.rand
     mass = float(rng.uniform(*spec.mass))
     vertices = convex_lump(extents, rng) if spec.shape == "mesh" else None
     return SimObject(obj_id, spec.name, is_impurity, spec.shape, extents, color, spec.color.texture, mass,
-                     spec.friction, vertices)
+                     spec.friction, vertices, spec.rolling_friction)
 
 
 def pick_spec(specs: list[ObjectSpec], rng: np.random.Generator) -> ObjectSpec:
