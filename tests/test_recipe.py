@@ -65,6 +65,17 @@ def test_nested_list_error_names_the_item() -> None:
     assert "'box'" in issue.message
 
 
+def test_rolling_friction_is_bounded_per_object_kind() -> None:
+    potatoes = next(p for p in RECIPES if p.name == "potatoes-clods.yaml")
+    assert load_recipe(potatoes).sim.items[0].rolling_friction == pytest.approx(0.002)
+    assert load_recipe(TOY).sim.items[0].rolling_friction == 0.0
+    text = potatoes.read_text().replace("rolling_friction: 0.002", "rolling_friction: -0.002")
+    (issue,) = _issues(text)
+    assert issue.field == "sim.items[0].rolling_friction"
+    assert "rolling_friction: -0.002" in text.splitlines()[issue.line - 1]
+    assert "greater than or equal to 0" in issue.message
+
+
 def test_cross_field_rules_are_reported() -> None:
     issues = _issues(TOY.read_text().replace("  model: ../models/tcdd-ours.safetensors\n", ""))
     assert [i.field for i in issues] == ["policy"]

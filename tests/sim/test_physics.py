@@ -120,9 +120,10 @@ def _rolled(cell, spec, seed: int) -> float:
     obj = sample_object(spec, 1, False, np.random.default_rng(seed))
     g = cell.recipe.workspace.grid()
     r = obj.extents[2] / 2
-    start = np.array([(g.x_min + g.x_max) / 2 - 0.05, (g.y_min + g.y_max) / 2, cell.recipe.workspace.table_z
-                      + r + 0.0005])
-    cell.load([Placement(obj, start, np.array([1.0, 0.0, 0.0, 0.0]), np.array([0, 0.25, 0, -0.25 / r, 0, 0]))])
+    table = cell.recipe.workspace.table_z
+    start = np.array([(g.x_min + g.x_max) / 2 - 0.05, (g.y_min + g.y_max) / 2, table + r + 0.0005])
+    rolling = np.array([0.0, 0.25, 0.0, -0.25 / r, 0.0, 0.0])  # along +y, turning about x without slip
+    cell.load([Placement(obj, start, np.array([1.0, 0.0, 0.0, 0.0]), rolling)])
     cell.settle(3.0)
     return float(np.hypot(*(cell.scene.object_pos(1)[:2] - start[:2])))
 
