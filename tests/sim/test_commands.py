@@ -54,3 +54,6 @@ def test_bench_sim_prints_mean_and_slowest_reset_per_scenario(capsys):
         slowest = re.search(rf"s slowest of 2 resets, {name}\s+([\d.]+)", out)
         assert mean and slowest, name
         assert float(slowest.group(1)) >= float(mean.group(1))
+    awake = re.search(r"bodies awake in primitives, mean of (\d+)\s+([\d.]+)", out)
+    assert awake, "the awake-bodies row explains the as-run steps/s"
+    assert 1.0 <= float(awake.group(2)) < int(awake.group(1)) == 31  # the gripper and some objects, not all
