@@ -33,6 +33,9 @@ def register(groups: dict) -> None:
     bench.add_argument("--resets", type=int, default=3,
                        help="seeds per scenario for the reset times (default 3; the mean and the slowest "
                             "are printed)")
+    bench.add_argument("--passes", type=int, default=3,
+                       help="repeats of the primitive and all-awake measurements (default 3; the median "
+                            "pass is printed, and every pass's steps/s)")
     bench.add_argument("--skip-trust", action="store_true", help="speed figures only")
     bench.set_defaults(handler=run_bench)
 
@@ -118,7 +121,8 @@ def run_bench(args: argparse.Namespace) -> int:
     failed = False
     for path in args.recipe:
         recipe = load_recipe(path)
-        print("\n".join(speed_table(recipe.product.name, measure_speed(recipe, max(1, args.resets)))))
+        figures = measure_speed(recipe, max(1, args.resets), passes=max(1, args.passes))
+        print("\n".join(speed_table(recipe.product.name, figures)))
         if args.skip_trust:
             continue
         results = measure_trust(recipe, args.grasps, args.trials)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sorter.cli import main
 from tests.conftest import RECIPES
@@ -47,8 +48,11 @@ def test_bench_sim_prints_mean_and_slowest_reset_per_scenario(capsys):
     import re
 
     recipe = next(p for p in RECIPES if p.stem == "toy-blocks")
-    assert main(["bench", "sim", "--recipe", str(recipe), "--skip-trust", "--resets", "2"]) == 0
+    args = ["--skip-trust", "--resets", "2", "--passes", "2"]
+    assert main(["bench", "sim", "--recipe", str(recipe), *args]) == 0
     out = capsys.readouterr().out
+    passes = re.search(r"every pass \(wall\)\s+([\d.]+)k / ([\d.]+)k \(fastest first\)", out)
+    assert passes and float(passes.group(1)) >= float(passes.group(2))
     for name in ("random", "challenging", "invisible", "15", "30", "30-hard", "clean"):
         mean = re.search(rf"s per reset, scenario {name}\s+([\d.]+)", out)
         slowest = re.search(rf"s slowest of 2 resets, {name}\s+([\d.]+)", out)
@@ -57,3 +61,16 @@ def test_bench_sim_prints_mean_and_slowest_reset_per_scenario(capsys):
     awake = re.search(r"bodies awake in primitives, mean of (\d+)\s+([\d.]+)", out)
     assert awake, "the awake-bodies row explains the as-run steps/s"
     assert 1.0 <= float(awake.group(2)) < int(awake.group(1)) == 31  # the gripper and some objects, not all
+
+
+def test_bench_sim_passes_repeat_the_same_work_and_print_each():
+    """The median pass is only a fair figure if every pass did the same steps (seeded primitives)."""
+    from sorter.cell.sim.bench import _primitive_pass
+    from sorter.cell.sim.cell import SimCell
+    from sorter.recipe import load_recipe
+
+    cell = SimCell(load_recipe(next(p for p in RECIPES if p.stem == "toy-blocks")))
+    first, second = _primitive_pass(cell, 1), _primitive_pass(cell, 1)
+    assert first.steps > 0
+    assert (first.steps, first.awake_tree_steps) == (second.steps, second.awake_tree_steps)
+    assert first.simulated_s == pytest.approx(second.simulated_s)
