@@ -63,7 +63,7 @@ def test_bench_sim_prints_mean_and_slowest_reset_per_scenario(capsys):
     assert 1.0 <= float(awake.group(2)) < int(awake.group(1)) == 31  # the gripper and some objects, not all
 
 
-def test_bench_sim_passes_repeat_the_same_work_and_print_each():
+def test_bench_sim_passes_repeat_the_same_work():
     """The median pass is only a fair figure if every pass did the same steps (seeded primitives)."""
     from sorter.cell.sim.bench import _primitive_pass
     from sorter.cell.sim.cell import SimCell

@@ -115,18 +115,19 @@ def measure_speed(recipe: Recipe, resets: int = 3, primitives: int = 2, passes: 
 
     The primitives run ``passes`` times, the same seeded work each time, and their figures are the
     median pass's (every pass's steps/s is kept); the all-awake steps are the median of as many runs."""
+    passes = max(1, passes)
     cell = SimCell(recipe)
     _, first_reset = _timed(lambda: cell.reset(SPEED_SCENARIO, SPEED_SEEDS[0]))
     frame_first = _timed(cell.camera.read)[1]
-    by_time = sorted((_primitive_pass(cell, primitives) for _ in range(max(1, passes))),
+    by_time = sorted((_primitive_pass(cell, primitives) for _ in range(passes)),
                      key=lambda p: p.steps_time.wall)
     f = by_time[len(by_time) // 2]
     f.pass_rates = [p.steps / max(p.steps_time.wall, 1e-9) for p in by_time]
     f.first_reset, f.frame_first = first_reset, frame_first
     cell.reset(SPEED_SCENARIO, SPEED_SEEDS[0])
     f.awake_steps = AWAKE_STEPS
-    f.awake_time = sorted((_awake_steps(cell, AWAKE_STEPS) for _ in range(max(1, passes))),
-                          key=lambda t: t.wall)[max(1, passes) // 2]
+    f.awake_time = sorted((_awake_steps(cell, AWAKE_STEPS) for _ in range(passes)),
+                          key=lambda t: t.wall)[passes // 2]
     for name in SCENARIOS:
         if name in recipe.sim.scenarios:
             runs = [_timed(lambda n=name, s=seed: cell.reset(n, s))[1] for seed in range(1, 2 * resets, 2)]
