@@ -11,6 +11,10 @@ sorted). An episode ends when no impurity is left in the workspace, when a metho
 told the batch is clean (the cell would then call for the next batch, so whatever impurity is left is
 simply missed), or after ``recipe.loop.max_actions_per_batch`` actions (30 by default): the production
 loop raises an alarm at that count, so no method gets more tries than the cell would allow.
+
+Twenty runs leave wide margins on pooled figures, so ``leads`` says how far one method is ahead of each
+other one: the differences of both figures with paired-bootstrap intervals over the shared seeds (every
+method meets the same scenes, so a resample draws whole seeds and scores both methods on them).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from sorter.errors import ModelFileError, SorterError
 CASES = ("random", "challenging", "invisible")
 ALL_METHODS = ("ours", "no-tsd", "no-oi", "no-t", "vpg", "s-vpg", "heuristic")
 MODEL_PATTERN = "tcdd-{model}.safetensors"
+RESAMPLES = 2000  # bootstrap resamples of the seeds behind each lead's intervals
+INTERVAL = 0.95  # central share of the bootstrap distribution that an interval spans
+BOOTSTRAP_SEED = 0  # fixed: the same runs always print the same intervals
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,93 @@ def summarize(episodes: list[EpisodeResult]) -> CaseResult:
         completion=sum(e.picked == e.impurities for e in episodes) / len(episodes),
         runs=len(episodes), actions=actions, grasps=grasps,
         false_picks=sum(e.false_picks for e in episodes))
+
+
+@dataclass(frozen=True)
+class Lead:
+    """How far ``method`` is ahead of ``rival`` on one case: the pooled figures' differences (method
+    minus rival) and their paired-bootstrap intervals over the ``runs`` shared seeds."""
+
+    method: str
+    rival: str
+    case: str
+    runs: int
+    grasp_success: float
+    grasp_success_interval: tuple[float, float]
+    action_efficiency: float
+    action_efficiency_interval: tuple[float, float]
+
+    @property
+    def verdict(self) -> str:
+        """Ahead when both intervals lie above zero, behind when one lies below, else not separated."""
+        lows = (self.grasp_success_interval[0], self.action_efficiency_interval[0])
+        highs = (self.grasp_success_interval[1], self.action_efficiency_interval[1])
+        if min(highs) < 0:
+            return "behind"
+        return "ahead" if min(lows) > 0 else "not separated"
+
+
+def leads(episodes: list[EpisodeResult], method: str = "ours", resamples: int = RESAMPLES,
+          seed: int = BOOTSTRAP_SEED) -> list[Lead]:
+    """``method`` against every other method on every case of ``episodes`` (paired bootstrap).
+
+    Raises ValueError when two methods did not run the same seeds on a case: unpaired runs would compare
+    different scenes.
+    """
+    by: dict[tuple[str, str], dict[int, EpisodeResult]] = {}
+    for e in episodes:
+        by.setdefault((e.method, e.case), {})[e.seed] = e
+    cases = list(dict.fromkeys(e.case for e in episodes))
+    rivals = [m for m in dict.fromkeys(e.method for e in episodes) if m != method]
+    out = []
+    for case in cases:
+        mine = by.get((method, case))
+        if not mine:
+            continue
+        for rival in rivals:
+            theirs = by.get((rival, case))
+            if theirs is None:
+                continue
+            if set(theirs) != set(mine):
+                raise ValueError(f"{method} and {rival} ran different seeds on the {case} case")
+            seeds = sorted(mine)
+            out.append(_lead([mine[s] for s in seeds], [theirs[s] for s in seeds], resamples, seed))
+    return out
+
+
+def _lead(mine: list[EpisodeResult], theirs: list[EpisodeResult], resamples: int, seed: int) -> Lead:
+    n = len(mine)
+    idx = np.vstack([np.arange(n), np.random.default_rng(seed).integers(0, n, size=(resamples, n))])
+    figures = []
+    for num, den in (("grasp_hits", "grasps"), ("picked", "actions")):
+        diff = _pooled(mine, num, den, idx) - _pooled(theirs, num, den, idx)
+        tail = 100 * (1 - INTERVAL) / 2
+        lo, hi = np.percentile(diff[1:], [tail, 100 - tail])
+        figures += [float(diff[0]), (float(lo), float(hi))]
+    return Lead(mine[0].method, theirs[0].method, mine[0].case, n, *figures)
+
+
+def _pooled(runs: list[EpisodeResult], num: str, den: str, idx: np.ndarray) -> np.ndarray:
+    """Pooled ratio ``sum(num) / sum(den)`` over each row of seed indices (0 where nothing was tried)."""
+    top = np.array([getattr(e, num) for e in runs], float)[idx].sum(axis=1)
+    bottom = np.array([getattr(e, den) for e in runs], float)[idx].sum(axis=1)
+    return np.divide(top, bottom, out=np.zeros_like(top), where=bottom > 0)
+
+
+def leads_table(found: list[Lead]) -> str:
+    """One row per rival and case: both differences with their intervals, and the verdict."""
+    pct = f"{100 * INTERVAL:.0f} %"
+    lines = [f"| Against | Case | Grasp success difference ({pct} interval) | Action efficiency difference "
+             f"({pct} interval) | Verdict |", "|---|---|---|---|---|"]
+    for lead in found:
+        grasp = _signed(lead.grasp_success, lead.grasp_success_interval)
+        efficiency = _signed(lead.action_efficiency, lead.action_efficiency_interval)
+        lines.append(f"| {lead.rival} | {lead.case} | {grasp} | {efficiency} | {lead.verdict} |")
+    return "\n".join(lines)
+
+
+def _signed(value: float, interval: tuple[float, float]) -> str:
+    return f"{value:+.3f} ({interval[0]:+.3f} to {interval[1]:+.3f})"
 
 
 class Contender:
@@ -200,9 +294,12 @@ def markdown_table(results: list[CaseResult]) -> str:
     return "\n".join(lines)
 
 
-def results_json(results: list[CaseResult], episodes: list[EpisodeResult], meta: dict) -> str:
-    return json.dumps({"results": [asdict(r) for r in results], "episodes": [asdict(e) for e in episodes],
-                       **meta}, indent=2) + "\n"
+def results_json(results: list[CaseResult], episodes: list[EpisodeResult], meta: dict,
+                 found: list[Lead] | None = None) -> str:
+    doc = {"results": [asdict(r) for r in results], "episodes": [asdict(e) for e in episodes], **meta}
+    if found:
+        doc["leads"] = [{**asdict(lead), "verdict": lead.verdict} for lead in found]
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def write_card(card: Path, model: Path, recipe_name: str, table: str, command: str) -> None:

@@ -146,6 +146,8 @@ def bench_impurity(args: argparse.Namespace) -> int:
         CASES,
         MODEL_PATTERN,
         bench_impurity,
+        leads,
+        leads_table,
         markdown_table,
         results_json,
         write_card,
@@ -178,15 +180,20 @@ def bench_impurity(args: argparse.Namespace) -> int:
     last = args.seed + 2 * (args.runs - 1)
     print(f"\n{recipe.product.name}: {args.runs} runs per case, seeds {args.seed}..{last}, budget "
           f"{recipe.loop.max_actions_per_batch} actions\n")
-    print(markdown_table(results))
+    table = markdown_table(results)
+    found = leads(episodes) if "ours" in methods else []
+    if found:
+        table += ("\n\n`ours` against each method on the same seeds (differences of the pooled figures, "
+                  "paired bootstrap over the seeds):\n\n" + leads_table(found))
+    print(table)
     if args.json:
         meta = {"recipe": recipe.product.name, "runs": args.runs, "seed": args.seed,
                 "budget": recipe.loop.max_actions_per_batch}
-        Path(args.json).write_text(results_json(results, episodes, meta), encoding="utf-8")
+        Path(args.json).write_text(results_json(results, episodes, meta, found), encoding="utf-8")
     if args.card:
         ours = ours or Path(args.models) / MODEL_PATTERN.format(model="ours")
         command = "sorter bench impurity " + " ".join(sys.argv[3:])
-        write_card(Path(args.card), ours, recipe.product.name, markdown_table(results), command)
+        write_card(Path(args.card), ours, recipe.product.name, table, command)
     return 0
 
 

@@ -12,6 +12,8 @@ from sorter.bench import (
     EpisodeResult,
     buildable_seeds,
     contender,
+    leads,
+    leads_table,
     markdown_table,
     results_json,
     run_episode,
@@ -88,3 +90,69 @@ def test_a_grasp_that_bins_a_product_item_counts_as_a_false_pick():
     result = run_episode(cell, load_attender(RECIPE), who, "random", 1, budget=1)
     assert result.grasps == 1 and result.grasp_hits == 0 and result.picked == 0
     assert result.false_picks == 1
+
+
+def _runs(method, case, per_seed):
+    """Episodes on seeds 1, 3, ...: ``per_seed`` holds (picked, actions, grasps, hits) per run."""
+    return [EpisodeResult(method, case, 2 * k + 1, 1, p, a, g, h, "x")
+            for k, (p, a, g, h) in enumerate(per_seed)]
+
+
+def test_a_lead_is_the_paired_difference_of_the_pooled_figures_with_its_interval():
+    ours = _runs("ours", "invisible", [(1, 2, 1, 1)] * 10)
+    rival = _runs("no-t", "invisible", [(1, 4, 2, 1)] * 10)
+    (lead,) = leads(ours + rival)
+    assert (lead.rival, lead.case, lead.runs) == ("no-t", "invisible", 10)
+    assert lead.grasp_success == pytest.approx(0.5) and lead.action_efficiency == pytest.approx(0.25)
+    assert lead.grasp_success_interval == pytest.approx((0.5, 0.5))  # every seed alike: no spread
+    assert lead.verdict == "ahead"
+    (back,) = leads(ours + rival, method="no-t")
+    assert back.grasp_success == pytest.approx(-0.5) and back.verdict == "behind"
+    (same,) = leads(ours + _runs("no-oi", "invisible", [(1, 2, 1, 1)] * 10))
+    assert same.grasp_success_interval == (0.0, 0.0) and same.verdict == "not separated"
+
+
+def test_a_lead_won_on_half_the_seeds_and_lost_on_the_others_is_not_separated():
+    ours = _runs("ours", "random", [(1, 1, 1, 1), (0, 6, 3, 0)] * 10)
+    rival = _runs("heuristic", "random", [(0, 6, 3, 0), (1, 1, 1, 1)] * 10)
+    (lead,) = leads(ours + rival)
+    assert lead.grasp_success == pytest.approx(0.0)
+    lo, hi = lead.grasp_success_interval
+    assert lo < -0.1 and hi > 0.1  # measured: -0.40 to +0.40 for these 20 runs
+    assert lead.verdict == "not separated"
+    assert leads(ours + rival) == leads(ours + rival)  # the bootstrap is seeded: same runs, same intervals
+
+
+def test_leads_refuse_runs_on_different_seeds():
+    ours = _runs("ours", "random", [(1, 1, 1, 1)] * 3)
+    stray = EpisodeResult("vpg", "random", 99, 1, 1, 1, 1, 1, "x")
+    rival = _runs("vpg", "random", [(1, 1, 1, 1)] * 2) + [stray]
+    with pytest.raises(ValueError, match="ours and vpg ran different seeds on the random case"):
+        leads(ours + rival)
+
+
+def test_leads_table_and_json_carry_every_rival_and_the_verdict():
+    eps = (_runs("ours", "random", [(1, 2, 1, 1)] * 4) + _runs("vpg", "random", [(0, 3, 3, 0)] * 4)
+           + _runs("heuristic", "random", [(1, 2, 1, 1)] * 4))
+    found = leads(eps)
+    table = leads_table(found).splitlines()
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["vpg", "heuristic"]
+    assert table[2].endswith("| ahead |") and table[3].endswith("| not separated |")
+    doc = json.loads(results_json([summarize(eps[:4])], eps, {}, found))
+    verdicts = [(d["rival"], d["verdict"]) for d in doc["leads"]]
+    assert verdicts == [("vpg", "ahead"), ("heuristic", "not separated")]
+    assert doc["leads"][0]["grasp_success"] == pytest.approx(1.0)
+
+
+def test_bench_impurity_command_prints_the_leads_of_ours(tmp_path, capsys):
+    from sorter.cli import main
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "impurity", "--recipe", "recipes/toy-blocks.yaml", "--methods", "ours,heuristic",
+                 "--runs", "1", "--cases", "random", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| ours |" in printed and "`ours` against each method" in printed
+    assert "| heuristic | random |" in printed
+    doc = json.loads(out.read_text())
+    assert [d["rival"] for d in doc["leads"]] == ["heuristic"] and doc["leads"][0]["runs"] == 1
