@@ -305,7 +305,8 @@ def results_json(results: list[CaseResult], episodes: list[EpisodeResult], meta:
 def write_card(card: Path, model: Path, recipe_name: str, table: str, command: str) -> None:
     """Create or update a model card: a header from the model file, one benchmark section per recipe.
 
-    Re-running the benchmark for a recipe replaces that recipe's section and keeps the others.
+    Re-running the benchmark for a recipe replaces that recipe's section and keeps the others, and the
+    header's hand-written facts (a ``- Lineage:`` line, say) stay below the ones read from the model file.
     """
     from sorter.policy.agent import load_model
 
@@ -314,12 +315,21 @@ def write_card(card: Path, model: Path, recipe_name: str, table: str, command: s
     sections: dict[str, str] = {}
     if card.exists():
         text = card.read_text(encoding="utf-8")
+        header += _kept_facts(text.split("\n## Benchmark: ")[0], header)
         for chunk in text.split("\n## Benchmark: ")[1:]:
             name, _, body = chunk.partition("\n")
             sections[name.strip()] = body.strip("\n")
     sections[recipe_name] = f"`{command}`\n\n{table}"
     body = "".join(f"\n## Benchmark: {name}\n\n{text}\n" for name, text in sections.items())
     card.write_text(header + body, encoding="utf-8")
+
+
+def _kept_facts(old_header: str, header: str) -> str:
+    """The ``- Key: ...`` lines of an existing card's header whose key the generated header lacks."""
+    keys = {line.split(":", 1)[0] for line in header.splitlines() if line.startswith("- ")}
+    kept = [line for line in old_header.splitlines()
+            if line.startswith("- ") and ":" in line and line.split(":", 1)[0] not in keys]
+    return "".join(line + "\n" for line in kept)
 
 
 def _card_header(model: Path, meta: dict[str, str], sha: str) -> str:

@@ -156,3 +156,19 @@ def test_bench_impurity_command_prints_the_leads_of_ours(tmp_path, capsys):
     assert "| heuristic | random |" in printed
     doc = json.loads(out.read_text())
     assert [d["rival"] for d in doc["leads"]] == ["heuristic"] and doc["leads"][0]["runs"] == 1
+
+
+def test_a_card_rewrite_keeps_other_recipes_and_hand_written_facts(tmp_path):
+    from sorter.bench import write_card
+
+    card = tmp_path / "card.md"
+    model = Path("models/tcdd-ours.safetensors")
+    write_card(card, model, "toy-blocks", "| toy table |", "sorter bench impurity --recipe toy")
+    text = card.read_text().replace("- Seed:", "- Lineage: fine-tuned from another model\n- Seed:")
+    card.write_text(text)
+    write_card(card, model, "coal-slate", "| coal table |", "sorter bench impurity --recipe coal")
+    write_card(card, model, "toy-blocks", "| new toy table |", "sorter bench impurity --recipe toy")
+    text = card.read_text()
+    assert text.count("- Lineage: fine-tuned from another model") == 1 and text.count("- sha256:") == 1
+    assert "| new toy table |" in text and "| toy table |" not in text and "| coal table |" in text
+    assert text.index("## Benchmark: toy-blocks") < text.index("## Benchmark: coal-slate")
