@@ -13,6 +13,8 @@ import time
 import numpy as np
 import pytest
 
+_pace = time.sleep  # bound at import: a test that patches time.sleep must not make the feeder spin
+
 
 def import_rs():
     """pyrealsense2, or a skip naming the missing system library (anything else is a real failure)."""
@@ -103,7 +105,7 @@ class SoftwareCamera:
             self._inject(self.color_sensor, self.color_profile, self.color, 3, stamp, n)
             self.frames_sent += 1
             n += 1
-            time.sleep(1.0 / self.fps)
+            _pace(1.0 / self.fps)
 
     def _inject(self, sensor, profile, image, bpp, stamp, number) -> None:
         rs = self.rs

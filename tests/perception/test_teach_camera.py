@@ -35,12 +35,11 @@ def camera():
     cam.stop()
 
 
-def test_teach_from_the_real_camera_path_flags_an_unseen_look(line_recipe, camera, tmp_path, monkeypatch):
+def test_teach_from_the_real_camera_path_flags_an_unseen_look(line_recipe, camera, tmp_path):
     recipe, centre, pose = line_recipe
     paint_scene(camera, centre, pose, odd_rgb=None)
     camera.start()
     out = tmp_path / "line.appearance.npz"
-    monkeypatch.setattr("time.sleep", lambda s: None)
     args = argparse.Namespace(recipe=str(recipe.path), frames=3, interval=0.0, seed=0, output=str(out))
     assert teach_command(args, camera_devices=camera.devices) == 0
     model = AppearanceModel.load(out)
