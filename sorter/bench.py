@@ -136,10 +136,10 @@ def leads(episodes: list[EpisodeResult], method: str = "ours", resamples: int = 
 def _lead(mine: list[EpisodeResult], theirs: list[EpisodeResult], resamples: int, seed: int) -> Lead:
     n = len(mine)
     idx = np.vstack([np.arange(n), np.random.default_rng(seed).integers(0, n, size=(resamples, n))])
+    tail = 100 * (1 - INTERVAL) / 2
     figures = []
     for num, den in (("grasp_hits", "grasps"), ("picked", "actions")):
         diff = _pooled(mine, num, den, idx) - _pooled(theirs, num, den, idx)
-        tail = 100 * (1 - INTERVAL) / 2
         lo, hi = np.percentile(diff[1:], [tail, 100 - tail])
         figures += [float(diff[0]), (float(lo), float(hi))]
     return Lead(mine[0].method, theirs[0].method, mine[0].case, n, *figures)
