@@ -57,6 +57,14 @@ def test_out_of_range_value_is_located_at_its_line() -> None:
     assert "0.2" in issue.message
 
 
+def test_a_policy_kind_this_release_cannot_run_is_refused_at_its_line() -> None:
+    text = TOY.read_text().replace("kind: tcdd", "kind: opg")
+    (issue,) = _issues(text)
+    assert issue.field == "policy.kind"
+    assert "kind: opg" in text.splitlines()[issue.line - 1]
+    assert "'tcdd'" in issue.message and "'heuristic'" in issue.message
+
+
 def test_nested_list_error_names_the_item() -> None:
     text = TOY.read_text().replace("shape: cylinder", "shape: pyramid", 1)
     (issue,) = _issues(text)

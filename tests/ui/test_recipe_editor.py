@@ -99,7 +99,7 @@ def test_an_invalid_recipe_file_cannot_be_started(window, recipes_dir: Path) -> 
     assert view.recipe is None and not view.start_button.isEnabled()
     assert view.start() is None
     line = _line_of(broken.read_text(), "kind: magic")
-    assert f"toy-blocks.yaml is not a valid recipe (Line {line}: policy > kind: must be 'tcdd', 'opg' or " \
+    assert f"toy-blocks.yaml is not a valid recipe (Line {line}: policy > kind: must be 'tcdd' or " \
            "'heuristic' (got 'magic'))" in view.note.text()
     screenshot(window, "run_view_invalid_recipe")
 
