@@ -99,6 +99,28 @@ def push_free(height: np.ndarray, gripper: GripperFootprint, grid: WorkspaceGrid
     return dilate(height, disc_kernel(gripper.closed_radius(), grid.cell_size)) <= FREE_HEIGHT
 
 
+def push_meets(cells: np.ndarray, gripper: GripperFootprint, grid: WorkspaceGrid,
+               push_length: float) -> np.ndarray:
+    """``(16, H, W)`` bool: a push from this cell at each rotation sweeps over some of ``cells`` (the
+    closed fingers' disc along the whole stroke). All False when ``cells`` is empty."""
+    src = np.asarray(cells, bool).astype(np.uint8)
+    reach = gripper.closed_radius()
+    out = np.empty((N_ROTATIONS, *src.shape), bool)
+    for k, kernels in enumerate(_stroke_kernels(grid.cell_size, push_length + reach, reach)):
+        swept = src
+        for kernel in kernels:
+            swept = cv2.dilate(swept, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        out[k] = swept > 0
+    return out
+
+
+def crowding(height: np.ndarray, target: np.ndarray, reach: float, grid: WorkspaceGrid) -> np.ndarray:
+    """``(H, W)`` bool: what stands on the table within ``reach`` of the ``target`` cells, the target
+    included: the objects whose distance to the target TCDD counts (``reach`` = the gripper opening)."""
+    near = cv2.dilate(np.asarray(target, bool).astype(np.uint8), disc_kernel(reach, grid.cell_size)) > 0
+    return near & (np.nan_to_num(np.asarray(height, np.float32)) > FREE_HEIGHT)
+
+
 def grasp_uncovered(height: np.ndarray, target: np.ndarray, gripper: GripperFootprint,
                     grid: WorkspaceGrid) -> np.ndarray:
     """``(16, H, W)`` bool: between the open jaws nothing off ``target`` rises above the target's top."""

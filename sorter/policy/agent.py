@@ -269,11 +269,25 @@ class PushGraspAgent(Policy):
                 out[PUSH] = spared
         free = _crop(affordance.push_free(height, self.envelope.gripper, self.grid), region)[None]
         kept = np.stack([_crop(k, region) for k in self._kept_in()])
-        for limit in (free & kept, free):
+        meets = self._meets(height, region, attention)
+        for limit in (free & kept & meets, free & meets, free & kept, free):
             if (out[PUSH] & limit).any():
                 out[PUSH] &= limit
                 break
         return out if out.any() else ok
+
+    def _meets(self, height: np.ndarray, region: Region, attention) -> np.ndarray:
+        """Pushes whose stroke reaches what a push should move: with a target, the objects crowding it
+        (within the gripper opening, as TCDD counts them); with a cluster that may hide one, the cluster;
+        else anything on the table. A stroke that misses them cannot uncover or separate the target."""
+        gripper = self.envelope.gripper
+        focus = _guarded(attention) if self.method.use_mask else None
+        if focus is not None and attention.mode == "target":
+            focus = affordance.crowding(height, focus, gripper.max_opening, self.grid)
+        if focus is None or not focus.any():
+            focus = height > affordance.FREE_HEIGHT
+        reach = affordance.push_meets(focus, gripper, self.grid, self.envelope.push_length)
+        return np.stack([_crop(m, region) for m in reach])
 
     def decide(self, attention, heightmaps, rng: np.random.Generator) -> Decision:
         """The policy's action for this view; actions that just changed nothing are not repeated."""

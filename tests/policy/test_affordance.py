@@ -115,8 +115,9 @@ def test_the_agent_spares_the_border_for_a_target_and_for_a_cluster():
     guarded[205:216, 105:120] = True
     height[guarded] = 0.03
     hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(guarded), GRID)
-    region = Region.around(150, 112, 112)
+    region = Region.around(170, 112, 112)
     i, j = 150 - region.row0, 112 - region.col0  # its stroke would end 4.6 cm inside: kept in, not spared
+    side_i, side_j = 200 - region.row0, 85 - region.col0  # along the border, grazing the guarded block
     full = np.ones((2, N_ROTATIONS, 112, 112), bool)
     agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
     cluster = type("Cluster", (), {"mask": guarded})()
@@ -124,7 +125,7 @@ def test_the_agent_spares_the_border_for_a_target_and_for_a_cluster():
                       type("Attention", (), {"mode": "cluster", "target_mask": np.ones_like(guarded),
                                              "cluster": cluster})()):
         ok = agent.afford(full, region, hm, attention)
-        assert not ok[PUSH, N_ROTATIONS // 4, i, j] and ok[PUSH, 0, i, j]
+        assert not ok[PUSH, N_ROTATIONS // 4, i, j] and ok[PUSH, 0, side_i, side_j]
 
 
 def test_the_agent_allows_only_clear_grasps_on_the_target_and_free_push_starts():
@@ -143,6 +144,52 @@ def test_the_agent_allows_only_clear_grasps_on_the_target_and_free_push_starts()
     assert not ok[GRASP, :, i, j + 20].any()  # off the target
     assert not ok[PUSH, :, i, j].any()  # on top of the block
     assert ok[PUSH, 0, i, j - 25]
+
+
+def test_a_push_meets_only_what_its_stroke_sweeps():
+    cells = np.zeros((GRID.cells, GRID.cells), bool)
+    cells[110:115, 150:155] = True  # a small item 8 cm along +x from the column-112 start
+    meets = affordance.push_meets(cells, GRIPPER, GRID, ENVELOPE.push_length)
+    towards, away, across = 0, N_ROTATIONS // 2, N_ROTATIONS // 4
+    assert meets[towards, 112, 112] and not meets[away, 112, 112] and not meets[across, 112, 112]
+    assert not meets[towards, 112, 90]  # 13 cm short: the 10 cm stroke stops before it
+    assert not meets[towards, 130, 112]  # 3.6 cm to the side: the closed fingers pass it
+    assert not affordance.push_meets(np.zeros_like(cells), GRIPPER, GRID, ENVELOPE.push_length).any()
+
+
+def test_what_crowds_the_target_lies_within_the_gripper_opening():
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.03)  # the target
+    _block(height, 112, 140, 5, 0.03)  # 5.6 cm from its centre
+    _block(height, 112, 190, 5, 0.03)  # 15.6 cm: beyond the 8.5 cm opening from its edge
+    target = np.zeros_like(height, bool)
+    target[105:120, 105:120] = True
+    near = affordance.crowding(height, target, GRIPPER.max_opening, GRID)
+    assert near[112, 112] and near[112, 140] and not near[112, 190]
+    assert not near[60, 112]  # free table is never crowding
+
+
+def test_the_agent_pushes_only_strokes_that_reach_what_crowds_the_target():
+    """A stroke through empty table, or through items far from the target, cannot separate it: the agent
+    is offered only pushes that reach the target's neighbourhood while there are such pushes."""
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.03)
+    _block(height, 112, 130, 5, 0.03)
+    _block(height, 150, 160, 5, 0.03)  # in the crop, 11 cm from the target
+    target = np.zeros_like(height, bool)
+    target[105:120, 105:120] = True
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+    attention = type("Attention", (), {"mode": "target", "target_mask": target, "cluster": None})()
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
+    region = Region.around(112, 112, 112)
+    ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, hm, attention)
+    i, j = 112 - region.row0, 112 - region.col0
+    assert ok[PUSH, 0, i, j - 25]  # towards the target
+    assert not ok[PUSH, N_ROTATIONS // 2, i, j - 25]  # away from it, through nothing
+    assert not ok[PUSH, 0, i + 38, j + 20]  # into the far item only
+    near = affordance.crowding(height, target, GRIPPER.max_opening, GRID)
+    meets = affordance.push_meets(near, GRIPPER, GRID, ENVELOPE.push_length)
+    assert not (ok[PUSH] & ~meets[:, region.row0:region.row0 + 112, region.col0:region.col0 + 112]).any()
 
 
 def test_a_confident_grasp_wins_over_a_higher_push():
