@@ -117,8 +117,11 @@ def push_meets(cells: np.ndarray, gripper: GripperFootprint, grid: WorkspaceGrid
 def crowding(height: np.ndarray, target: np.ndarray, reach: float, grid: WorkspaceGrid) -> np.ndarray:
     """``(H, W)`` bool: what stands on the table within ``reach`` of the ``target`` cells, the target
     included: the objects whose distance to the target TCDD counts (``reach`` = the gripper opening)."""
-    near = cv2.dilate(np.asarray(target, bool).astype(np.uint8), disc_kernel(reach, grid.cell_size)) > 0
-    return near & (np.nan_to_num(np.asarray(height, np.float32)) > FREE_HEIGHT)
+    outside = (~np.asarray(target, bool)).astype(np.uint8)
+    if outside.all():
+        return np.zeros(outside.shape, bool)
+    cells = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # to the nearest target cell
+    return (cells <= reach / grid.cell_size) & (np.nan_to_num(np.asarray(height, np.float32)) > FREE_HEIGHT)
 
 
 def grasp_uncovered(height: np.ndarray, target: np.ndarray, gripper: GripperFootprint,

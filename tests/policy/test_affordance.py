@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from sorter.cell.safety import SafetyEnvelope
@@ -167,6 +168,13 @@ def test_what_crowds_the_target_lies_within_the_gripper_opening():
     near = affordance.crowding(height, target, GRIPPER.max_opening, GRID)
     assert near[112, 112] and near[112, 140] and not near[112, 190]
     assert not near[60, 112]  # free table is never crowding
+    rng = np.random.default_rng(3)  # the distance transform reaches exactly the cells a disc would
+    scattered = rng.random(height.shape) < 0.002
+    disc = affordance.disc_kernel(GRIPPER.max_opening, CELL)
+    grown = cv2.dilate(scattered.astype(np.uint8), disc) > 0
+    assert np.array_equal(affordance.crowding(height, scattered, GRIPPER.max_opening, GRID),
+                          grown & (height > affordance.FREE_HEIGHT))
+    assert not affordance.crowding(height, np.zeros_like(target), GRIPPER.max_opening, GRID).any()
 
 
 def test_the_agent_pushes_only_strokes_that_reach_what_crowds_the_target():
