@@ -243,8 +243,9 @@ class PushGraspAgent(Policy):
         Grasps: pads landing clear; with a visible target, on the target and (``cover_check``) with
         nothing lying on it between the jaws nor under the tool. They may all go: the policy must push
         first. Pushes: none that drives the target (or the cluster that may hide one) against the border
-        while another action is left; then a free start whose stroke ends inside the margin, else any
-        free start, else unchanged, so a policy always has an action.
+        while another action is left; then, of the first kind that exists: a free start whose stroke
+        reaches what it should move (``_meets``) and ends inside the margin, one that reaches it, a free
+        start ending inside the margin, any free start; else unchanged, so a policy always has an action.
         """
         height = np.nan_to_num(np.asarray(heightmaps.height, np.float32), nan=0.0)
         top = affordance.dilate(height, np.ones((2 * LOCAL_RADIUS + 1,) * 2, np.uint8))
