@@ -198,6 +198,15 @@ def test_the_agent_pushes_only_strokes_that_reach_what_crowds_the_target():
     near = affordance.crowding(height, target, GRIPPER.max_opening, GRID)
     meets = affordance.push_meets(near, GRIPPER, GRID, ENVELOPE.push_length)
     assert not (ok[PUSH] & ~meets[:, region.row0:region.row0 + 112, region.col0:region.col0 + 112]).any()
+    cluster = np.zeros_like(target)  # no target shows: the far item is where one may hide
+    cluster[145:156, 155:166] = True
+    searching = type("Attention", (), {"mode": "cluster", "target_mask": np.ones_like(target),
+                                       "cluster": type("Cluster", (), {"mask": cluster})()})()
+    ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, hm, searching)
+    reach = affordance.push_meets(cluster, GRIPPER, GRID, ENVELOPE.push_length)
+    crop = reach[:, region.row0:region.row0 + 112, region.col0:region.col0 + 112]
+    assert ok[PUSH].any() and not (ok[PUSH] & ~crop).any()
+    assert not ok[PUSH, 0, i, j - 25]  # into the visible block only, not where one may hide
 
 
 def test_a_confident_grasp_wins_over_a_higher_push():
