@@ -59,6 +59,9 @@ def _register_train(top) -> None:
                             "invisible:0.25)")
     train.add_argument("--decay", type=_positive_int, default=None, metavar="N",
                        help="iterations over which exploration decays (default 1500)")
+    train.add_argument("--search-reward", choices=("tcdd", "occlusion"), default=None,
+                       help="push reward while no impurity shows: tcdd (paper 2, default) or occlusion (also "
+                            "0.5 when the push uncovers the hidden impurity by 0.1 occlusion, paper 1)")
     train.add_argument("--fresh-exploration", action="store_true",
                        help="with --resume: restart the exploration schedule at the checkpoint (fine-tuning "
                             "on new recipes)")
@@ -115,6 +118,8 @@ def train_command(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, scenarios=scenarios)
     if args.decay is not None:
         settings = dataclasses.replace(settings, decay=args.decay)
+    if args.search_reward is not None:
+        settings = dataclasses.replace(settings, search_reward=args.search_reward)
     out = Path(args.out or f"runs/train-{args.method}")
     if args.init is not None:
         if args.resume:

@@ -18,6 +18,7 @@ TCDD_DELTA = 0.005  # paper 2, 5.2.3: noise margin on the TCDD rise
 CHANGE_CELLS = 300  # VPG / paper 2 6.3.2 (no-T): height-map cells that must change for a push to count
 CHANGE_MIN_HEIGHT = 0.01  # m; VPG's change detection ignores smaller height differences (noise)
 CHANGE_MAX_HEIGHT = 0.3  # m; and larger ones (invalid depth)
+OCCLUSION_DROP = 0.1  # paper 1: a push that lowers the hidden target's occlusion rate this much is rewarded
 NO_T_PUSH_REWARD = 1.0  # paper 2, 6.3.2: the no-TCDD ablation rewards a detected change with 1
 VPG_PUSH_REWARD = 0.5  # VPG (Zeng et al. 2018): a detected change earns 0.5
 
@@ -84,6 +85,12 @@ def push_reward_for(before: Sequence[ObjectLike], after: Sequence[ObjectLike], t
     if target_id is None or not any(o.id == target_id for o in on_table(after)):
         return 0.0
     return tcdd_push_reward(scene_tcdd(before, target_id, eta), scene_tcdd(after, target_id, eta))
+
+
+def occlusion_push_reward(before: float, after: float, drop: float = OCCLUSION_DROP) -> float:
+    """Paper 1's uncovering reward, for a push made while no impurity shows: PUSH_REWARD when the hidden
+    target's occlusion rate fell by at least ``drop``, else 0."""
+    return PUSH_REWARD if before - after >= drop - 1e-12 else 0.0
 
 
 def changed_cells(height_before: np.ndarray, height_after: np.ndarray) -> int:

@@ -71,6 +71,9 @@ class TrainSettings:
     max_failures: int = 3  # paper 2, 6.3: the scene changes after 3 consecutive failures
     episode_budget: int = 30
     checkpoint_every: int = 200
+    # push reward while searching (no impurity shows): "tcdd" as paper 2, or "occlusion": also 0.5 when the
+    # push uncovered the hidden impurity (its occlusion rate fell by 0.1, paper 1), whichever is higher
+    search_reward: str = "tcdd"
     init: str = ""  # model file whose weights a new run starts from (fine-tuning); "" starts from scratch
     init_sha256: str = ""
 
@@ -226,6 +229,8 @@ class Trainer:
     def _execute(self, decision, view: _View):
         """Run the action (unless safety refuses it) and score it; returns reward, next view, explored."""
         before = self.cell.truth.objects()
+        hidden = self._searched_impurity(decision, view, before)
+        occluded = self.cell.occlusion(hidden) if hidden is not None else None
         verdict = self.envelope.check(decision.action, view.heightmaps.height)
         explored = self.agent.explored
         if verdict.allowed:
@@ -243,7 +248,18 @@ class Trainer:
         else:
             target = rewards.nearest_impurity(before, self._push_anchor(decision, view))
             reward = rewards.push_reward_for(before, after, target, self.recipe.gripper.max_opening)
+            if occluded is not None and any(o.id == hidden for o in rewards.on_table(after)):
+                reward = max(reward, rewards.occlusion_push_reward(occluded, self.cell.occlusion(hidden)))
         return reward, nxt, explored
+
+    def _searched_impurity(self, decision, view: _View, objects) -> int | None:
+        """With ``search_reward: occlusion``, the impurity a search push (no impurity showing) may
+        uncover: the one nearest the searched cluster; else None."""
+        att = view.attention
+        if (self.settings.search_reward != "occlusion" or decision.kind is ActionKind.GRASP
+                or self.m.push_reward != "tcdd" or att is None or att.mode != "cluster"):
+            return None
+        return rewards.nearest_impurity(objects, self._push_anchor(decision, view))
 
     def _push_anchor(self, decision, view: _View) -> tuple[float, float]:
         """Where the push's target is looked for: the attended target, else the push's start."""

@@ -48,6 +48,13 @@ def test_push_reward_threshold_is_strictly_more_than_delta():
     assert rewards.tcdd_push_reward(0.50, 0.40) == 0.0
 
 
+def test_occlusion_reward_needs_the_hidden_target_uncovered_by_a_tenth():
+    assert rewards.occlusion_push_reward(1.0, 0.9) == 0.5
+    assert rewards.occlusion_push_reward(0.8, 0.35) == 0.5
+    assert rewards.occlusion_push_reward(1.0, 0.95) == 0.0
+    assert rewards.occlusion_push_reward(0.6, 0.7) == 0.0  # covered further
+
+
 def _scene(target_xy, other_xy):
     objs = [Obj(1, np.array([*target_xy, 0.015]), is_impurity=True)]
     objs += [Obj(i + 2, np.array([*p, 0.015])) for i, p in enumerate(other_xy)]

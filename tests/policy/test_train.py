@@ -76,3 +76,22 @@ def test_a_new_run_can_start_from_a_trained_model(tmp_path):
     with pytest.raises(SorterError, match="holds 'no-t' weights"):
         Trainer(RECIPE, dataclasses.replace(TINY, init=str(REPO / "models" / "tcdd-no-t.safetensors")),
                 tmp_path / "other")
+
+
+def test_search_pushes_earn_the_uncovering_reward_only_when_asked(tmp_path, monkeypatch):
+    """With TCDD never paying (patched), a push can only be rewarded by uncovering the hidden block, and
+    only while searching (no impurity shows) and only with ``search_reward: occlusion``."""
+    from sorter.policy import rewards
+
+    monkeypatch.setattr(rewards, "push_reward_for", lambda *args: 0.0)
+    start = REPO / "models" / "tcdd-ours.safetensors"
+    runs = {}
+    for search in ("occlusion", "tcdd"):
+        settings = dataclasses.replace(TINY, iterations=16, scenarios=(("invisible", 1.0),), seed=4,
+                                       search_reward=search, init=str(start), epsilon=(0.0, 0.0))
+        Trainer(RECIPE, settings, tmp_path / search).run()
+        runs[search] = [r for r in _log(tmp_path / search) if r["kind"] == "push"]
+    searching = [float(r["reward"]) for r in runs["occlusion"] if r["mode"] == "cluster"]
+    assert searching and max(searching) == 0.5
+    assert all(float(r["reward"]) == 0.0 for r in runs["occlusion"] if r["mode"] != "cluster")
+    assert all(float(r["reward"]) == 0.0 for r in runs["tcdd"])
