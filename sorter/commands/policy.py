@@ -59,7 +59,7 @@ def _register_train(top) -> None:
                             "invisible:0.25)")
     train.add_argument("--decay", type=_positive_int, default=None, metavar="N",
                        help="iterations over which exploration decays (default 1500)")
-    train.add_argument("--search-reward", choices=("tcdd", "occlusion"), default=None,
+    train.add_argument("--search-reward", choices=("tcdd", "occlusion"), default=None,  # train.SEARCH_REWARDS
                        help="push reward while no impurity shows: tcdd (paper 2, default) or occlusion (also "
                             "0.5 when the push uncovers the hidden impurity by 0.1 occlusion, paper 1)")
     train.add_argument("--fresh-exploration", action="store_true",

@@ -84,6 +84,9 @@ class TrainSettings:
                 self.guide[0] + f * (self.guide[1] - self.guide[0]))
 
 
+SEARCH_REWARDS = ("tcdd", "occlusion")  # see TrainSettings.search_reward
+
+
 @dataclass
 class _View:
     """One camera view as the method sees it."""
@@ -139,6 +142,9 @@ class Trainer:
         self.m = method(settings.method)
         if not self.m.trainable:
             raise SorterError(f"method '{self.m.name}' runs the '{self.m.model}' weights; train that")
+        if settings.search_reward not in SEARCH_REWARDS:
+            raise SorterError(f"search reward '{settings.search_reward}' is unknown; choose one of: "
+                              f"{', '.join(SEARCH_REWARDS)}")
         from sorter.cell.safety import SafetyEnvelope
 
         recipes = list(recipes) if isinstance(recipes, (list, tuple)) else [recipes]

@@ -59,6 +59,8 @@ def test_odd_seed_and_untrainable_methods_are_refused(tmp_path):
         Trainer(RECIPE, dataclasses.replace(TINY, seed=3), tmp_path)
     with pytest.raises(SorterError, match="runs the 'ours' weights"):
         Trainer(RECIPE, dataclasses.replace(TINY, method="no-oi"), tmp_path)
+    with pytest.raises(SorterError, match="search reward 'visible' is unknown"):
+        Trainer(RECIPE, dataclasses.replace(TINY, search_reward="visible"), tmp_path)
     Trainer(RECIPE, TINY, tmp_path).run()
     with pytest.raises(SorterError, match="--resume"):
         Trainer(RECIPE, TINY, tmp_path)
