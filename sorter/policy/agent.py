@@ -270,19 +270,21 @@ class PushGraspAgent(Policy):
                 out[PUSH] = spared
         free = _crop(affordance.push_free(height, self.envelope.gripper, self.grid), region)[None]
         kept = np.stack([_crop(k, region) for k in self._kept_in()])
-        meets = self._meets(height, region, attention)
+        meets = self._meets(height, region, guarded, attention)
         for limit in (free & kept & meets, free & meets, free & kept, free):
             if (out[PUSH] & limit).any():
                 out[PUSH] &= limit
                 break
         return out if out.any() else ok
 
-    def _meets(self, height: np.ndarray, region: Region, attention) -> np.ndarray:
+    def _meets(self, height: np.ndarray, region: Region, guarded: np.ndarray | None, attention
+               ) -> np.ndarray:
         """Pushes whose stroke reaches what a push should move: with a target, the objects crowding it
-        (within the gripper opening, as TCDD counts them); with a cluster that may hide one, the cluster;
-        else anything on the table. A stroke that misses them cannot uncover or separate the target."""
+        (within the gripper opening, as TCDD counts them); with a cluster that may hide one, the cluster
+        (``guarded`` holds either); else anything on the table. A stroke that misses them cannot uncover
+        or separate the target."""
         gripper = self.envelope.gripper
-        focus = _guarded(attention) if self.method.use_mask else None
+        focus = guarded
         if focus is not None and attention.mode == "target":
             focus = affordance.crowding(height, focus, gripper.max_opening, self.grid)
         if focus is None or not focus.any():
