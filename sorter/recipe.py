@@ -264,6 +264,9 @@ class ObjectSpec(_Strict):
     # m: rolling resistance torque over normal force (MuJoCo condim 6). Lumpy produce stops rolling
     # where smooth shapes rock on for seconds; 0 leaves rolling free (hard blocks, angular lumps).
     rolling_friction: Annotated[float, Field(ge=0, le=0.01)] = 0.0
+    # How a "mesh" kind breaks: "angular" lumps with a few large facets (stones, clods); "blocky" pieces,
+    # a block with chipped corners (coal, which splits along its cleat into cuboid pieces).
+    lump: Literal["angular", "blocky"] = "angular"
     weight: Positive = 1.0  # relative frequency among its group
 
 

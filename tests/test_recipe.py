@@ -166,3 +166,14 @@ def test_broken_yaml_always_yields_a_located_recipe_error(text: str) -> None:
             assert issue.file == "broken.yaml"
             assert issue.line is not None and 1 <= issue.line <= max(1, text.count("\n") + 1)
             assert str(issue).startswith(f"broken.yaml:{issue.line}:")
+
+
+def test_lump_style_is_one_of_the_known_ones() -> None:
+    coal = next(p for p in RECIPES if p.name == "coal-slate.yaml")
+    assert load_recipe(coal).sim.items[0].lump == "blocky"
+    assert load_recipe(TOY).sim.items[0].lump == "angular"
+    text = coal.read_text().replace("lump: blocky", "lump: round")
+    (issue,) = _issues(text)
+    assert issue.field == "sim.items[0].lump"
+    assert "lump: round" in text.splitlines()[issue.line - 1]
+    assert "'blocky'" in issue.message

@@ -1,8 +1,9 @@
 """Objects of the simulated cell: sampled from the recipe's item and impurity kinds.
 
 Each object is drawn once (size within its bounding-box range, colour around the recipe mean, mass) and
-then keeps its identity for the whole episode. ``mesh`` kinds get a random convex lump (stones, coal,
-clods): a jittered icosphere scaled to the drawn bounding box, whose convex hull MuJoCo collides with.
+then keeps its identity for the whole episode. ``mesh`` kinds get a random convex lump scaled to the
+drawn bounding box, whose convex hull MuJoCo collides with: an angular one from a few points on a
+jittered sphere (stones, clods) or a blocky one, a block with chipped corners (coal).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sorter.recipe import ObjectSpec
 
 MESH_POINTS = 12  # hull points of a lump: few enough for flat facets (rests on slopes up to ~25 deg)
 MESH_JITTER = 0.35  # relative radial jitter of the lump's vertices
+CHIP = (0.15, 0.6)  # a blocky lump's corner chips: share of each edge cut off at each corner
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,9 @@ def sample_object(spec: ObjectSpec, obj_id: int, is_impurity: bool, rng: np.rand
     extents = _shape_extents(spec.shape, extents)
     color = np.clip(np.asarray(spec.color.mean, float) + rng.normal(0.0, spec.color.spread, 3), 0, 255)
     mass = float(rng.uniform(*spec.mass))
-    vertices = convex_lump(extents, rng) if spec.shape == "mesh" else None
+    vertices = None
+    if spec.shape == "mesh":
+        vertices = blocky_lump(extents, rng) if spec.lump == "blocky" else convex_lump(extents, rng)
     return SimObject(obj_id, spec.name, is_impurity, spec.shape, extents, color, spec.color.texture, mass,
                      spec.friction, vertices, spec.rolling_friction)
 
@@ -99,6 +103,24 @@ def convex_lump(extents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lo, hi = verts.min(axis=0), verts.max(axis=0)
     verts = (verts - (lo + hi) / 2) / (hi - lo) * extents
     return verts
+
+
+def blocky_lump(extents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Vertices of a block with chipped corners whose bounding box is exactly ``extents``.
+
+    Each corner of the box is cut by a plane through three points on its edges, a random share
+    (``CHIP``) of each edge from the corner: 24 vertices, broad flat faces that stack and butt against
+    each other like split coal, uneven corners that tell lumps apart.
+    """
+    half = np.asarray(extents, float) / 2
+    verts = []
+    for signs in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3):
+        corner = signs * half
+        for axis in range(3):
+            p = corner.copy()
+            p[axis] -= signs[axis] * rng.uniform(*CHIP) * extents[axis]
+            verts.append(p)
+    return np.array(verts)
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
