@@ -269,6 +269,12 @@ class ObjectSpec(_Strict):
     lump: Literal["angular", "blocky"] = "angular"
     weight: Positive = 1.0  # relative frequency among its group
 
+    @model_validator(mode="after")
+    def _lump_needs_mesh(self) -> ObjectSpec:
+        if "lump" in self.model_fields_set and self.shape != "mesh":
+            raise ValueError(f"'lump' applies to shape 'mesh' only; '{self.name}' is a {self.shape}")
+        return self
+
 
 class Counts(_Strict):
     items: Annotated[int, Field(ge=0, le=60)]

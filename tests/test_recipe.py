@@ -177,3 +177,10 @@ def test_lump_style_is_one_of_the_known_ones() -> None:
     assert issue.field == "sim.items[0].lump"
     assert "lump: round" in text.splitlines()[issue.line - 1]
     assert "'blocky'" in issue.message
+
+
+def test_lump_on_a_shape_that_is_not_a_mesh_is_refused() -> None:
+    text = TOY.read_text().replace("shape: cylinder", "shape: cylinder, lump: blocky", 1)
+    (issue,) = _issues(text)
+    assert issue.field == "sim.items[2]"
+    assert "'lump' applies to shape 'mesh' only" in issue.message
