@@ -109,8 +109,9 @@ def blocky_lump(extents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Vertices of a block with chipped corners whose bounding box is exactly ``extents``.
 
     Each corner of the box is cut by a plane through three points on its edges, a random share
-    (``CHIP``) of each edge from the corner: 24 vertices, broad flat faces that stack and butt against
-    each other like split coal, uneven corners that tell lumps apart.
+    (``CHIP``) of each edge from the corner: 24 points (fewer hull vertices where two chips of one edge
+    overlap), broad flat faces that stack and butt against each other like split coal, uneven corners
+    that tell lumps apart.
     """
     half = np.asarray(extents, float) / 2
     verts = []
