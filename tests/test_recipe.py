@@ -40,6 +40,14 @@ def _issues(text: str) -> list:
     return info.value.issues
 
 
+def _only_issue(text: str, field: str, on_line: str):
+    """The one issue of ``text``: it names ``field`` and the line holding ``on_line``."""
+    (issue,) = _issues(text)
+    assert issue.field == field
+    assert on_line in text.splitlines()[issue.line - 1]
+    return issue
+
+
 def test_unknown_key_names_line_field_and_allowed_keys() -> None:
     text = TOY.read_text().replace("  fps: 30\n", "  fps: 30\n  fsp: 30\n")
     (issue,) = _issues(text)
@@ -51,25 +59,19 @@ def test_unknown_key_names_line_field_and_allowed_keys() -> None:
 
 def test_out_of_range_value_is_located_at_its_line() -> None:
     text = TOY.read_text().replace("max_opening: 0.085", "max_opening: 0.5")
-    (issue,) = _issues(text)
-    assert "max_opening: 0.5" in text.splitlines()[issue.line - 1]
-    assert issue.field == "gripper.max_opening"
+    issue = _only_issue(text, "gripper.max_opening", "max_opening: 0.5")
     assert "0.2" in issue.message
 
 
 def test_a_policy_kind_this_release_cannot_run_is_refused_at_its_line() -> None:
     text = TOY.read_text().replace("kind: tcdd", "kind: opg")
-    (issue,) = _issues(text)
-    assert issue.field == "policy.kind"
-    assert "kind: opg" in text.splitlines()[issue.line - 1]
+    issue = _only_issue(text, "policy.kind", "kind: opg")
     assert "'tcdd'" in issue.message and "'heuristic'" in issue.message
 
 
 def test_nested_list_error_names_the_item() -> None:
     text = TOY.read_text().replace("shape: cylinder", "shape: pyramid", 1)
-    (issue,) = _issues(text)
-    assert issue.field == "sim.items[2].shape"
-    assert "pyramid" in text.splitlines()[issue.line - 1]
+    issue = _only_issue(text, "sim.items[2].shape", "pyramid")
     assert "'box'" in issue.message
 
 
@@ -78,9 +80,7 @@ def test_rolling_friction_is_bounded_per_object_kind() -> None:
     assert load_recipe(potatoes).sim.items[0].rolling_friction == pytest.approx(0.002)
     assert load_recipe(TOY).sim.items[0].rolling_friction == 0.0
     text = potatoes.read_text().replace("rolling_friction: 0.002", "rolling_friction: -0.002")
-    (issue,) = _issues(text)
-    assert issue.field == "sim.items[0].rolling_friction"
-    assert "rolling_friction: -0.002" in text.splitlines()[issue.line - 1]
+    issue = _only_issue(text, "sim.items[0].rolling_friction", "rolling_friction: -0.002")
     assert "greater than or equal to 0" in issue.message
 
 
@@ -173,9 +173,7 @@ def test_lump_style_is_one_of_the_known_ones() -> None:
     assert load_recipe(coal).sim.items[0].lump == "blocky"
     assert load_recipe(TOY).sim.items[0].lump == "angular"
     text = coal.read_text().replace("lump: blocky", "lump: round")
-    (issue,) = _issues(text)
-    assert issue.field == "sim.items[0].lump"
-    assert "lump: round" in text.splitlines()[issue.line - 1]
+    issue = _only_issue(text, "sim.items[0].lump", "lump: round")
     assert "'blocky'" in issue.message
 
 
