@@ -61,6 +61,11 @@ def test_bench_sim_prints_mean_and_slowest_reset_per_scenario(capsys):
     awake = re.search(r"bodies awake in primitives, mean of (\d+)\s+([\d.]+)", out)
     assert awake, "the awake-bodies row explains the as-run steps/s"
     assert 1.0 <= float(awake.group(2)) < int(awake.group(1)) == 31  # the gripper and some objects, not all
+    shares = re.search(r"all-awake step, share of its time\s+collision (\d+) %, constraint rows (\d+) %, "
+                       r"solver (\d+) %", out)
+    assert shares, "the all-awake row says where a step's time goes"
+    parts = [int(v) for v in shares.groups()]
+    assert all(v >= 1 for v in parts) and sum(parts) <= 101  # stages within one step (rounded)
 
 
 def test_bench_sim_passes_repeat_the_same_work():

@@ -29,6 +29,11 @@ SPEED_SCENARIO = "30"
 SPEED_SEEDS = (1, 3, 5, 7, 9)  # crowds the primitives run in: how many objects a primitive wakes varies
 # several-fold between crowds (rolling potatoes), so one scene's figure says little
 AWAKE_STEPS = 1000
+STEP_PARTS = (  # where an all-awake physics step's time goes, from MuJoCo's own stage timers
+    ("collision", (mujoco.mjtTimer.mjTIMER_POS_COLLISION,)),
+    ("constraint rows", (mujoco.mjtTimer.mjTIMER_POS_MAKE, mujoco.mjtTimer.mjTIMER_POS_PROJECT)),
+    ("solver", (mujoco.mjtTimer.mjTIMER_CONSTRAINT,)),  # noslip included
+)
 PASSES = 3  # the primitive and all-awake measurements are repeated: this machine's speed varies by a
 # third from one minute to the next, and the median pass says more than any single one
 
@@ -57,6 +62,7 @@ class SpeedFigures:
     trees: int = 0  # kinematic trees of the 30-object scene: every object and the gripper
     awake_steps: int = 0  # physics steps with all 30 objects awake (sleeping off): the worst case
     awake_time: Timing = field(default_factory=Timing)
+    awake_parts: dict[str, float] = field(default_factory=dict)  # share of the all-awake step per stage
     simulated_s: float = 0.0  # physics seconds simulated while primitives ran
     grasp: Timing = field(default_factory=Timing)  # per grasp primitive
     push: Timing = field(default_factory=Timing)  # per push primitive
@@ -126,8 +132,8 @@ def measure_speed(recipe: Recipe, resets: int = 3, primitives: int = 2, passes: 
     f.first_reset, f.frame_first = first_reset, frame_first
     cell.reset(SPEED_SCENARIO, SPEED_SEEDS[0])
     f.awake_steps = AWAKE_STEPS
-    f.awake_time = sorted((_awake_steps(cell, AWAKE_STEPS) for _ in range(passes)),
-                          key=lambda t: t.wall)[passes // 2]
+    f.awake_time, f.awake_parts = sorted((_awake_steps(cell, AWAKE_STEPS) for _ in range(passes)),
+                                         key=lambda r: r[0].wall)[passes // 2]
     for name in SCENARIOS:
         if name in recipe.sim.scenarios:
             runs = [_timed(lambda n=name, s=seed: cell.reset(n, s))[1] for seed in range(1, 2 * resets, 2)]
@@ -181,13 +187,26 @@ def _primitive_speed(cell: SimCell, count: int, seed: int, f: SpeedFigures,
     cell.rig.on_step = None
 
 
-def _awake_steps(cell: SimCell, steps: int) -> Timing:
+def _awake_steps(cell: SimCell, steps: int) -> tuple[Timing, dict[str, float]]:
+    """Time of ``steps`` physics steps with sleeping off, and each ``STEP_PARTS`` stage's share of it."""
     m, d = cell.scene.model, cell.scene.data
+    before = _stage_seconds(d)
     m.opt.enableflags &= ~int(mujoco.mjtEnableBit.mjENBL_SLEEP)
     try:
-        return _timed(lambda: mujoco.mj_step(m, d, steps))[1]
+        took = _timed(lambda: mujoco.mj_step(m, d, steps))[1]
     finally:
         m.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+    spent = {k: v - before[k] for k, v in _stage_seconds(d).items()}
+    step = spent.pop("step")
+    return took, ({k: v / step for k, v in spent.items()} if step > 0 else {})
+
+
+def _stage_seconds(d: mujoco.MjData) -> dict[str, float]:
+    """Cumulative seconds of a whole step and of each ``STEP_PARTS`` stage, from MuJoCo's timers."""
+    out = {"step": d.timer[int(mujoco.mjtTimer.mjTIMER_STEP)].duration}
+    for name, timers in STEP_PARTS:
+        out[name] = sum(d.timer[int(t)].duration for t in timers)
+    return out
 
 
 def measure_trust(recipe: Recipe, grasps: int = 50, others: int = 10, seed: int = 1) -> list[ShapeTrust]:
@@ -253,6 +272,8 @@ def speed_table(name: str, f: SpeedFigures) -> list[str]:
         ("physics steps/s as run, every pass (wall)", "", "",
          " / ".join(f"{r / 1e3:.1f}k" for r in f.pass_rates) + " (fastest first)"),
         ("physics steps/s, 30 objects all awake", *rate(f.awake_steps, f.awake_time), "(worst case)"),
+        ("all-awake step, share of its time", "", "",
+         ", ".join(f"{k} {100 * v:.0f} %" for k, v in f.awake_parts.items()) or "(no stage timers)"),
         (f"bodies awake in primitives, mean of {f.trees}", f"{f.awake_tree_steps / max(f.steps, 1):.1f}", "",
          "(settled objects sleep)"),
         ("simulated s per second in primitives", *(f"{f.simulated_s / max(t, 1e-9):.1f}"
