@@ -5,8 +5,8 @@ starts on top of an object. The simulated (and the real) gripper stops such a de
 action is wasted. The learned methods therefore choose only among actions that pass these geometric tests
 on the height map (the clear-pad and free-start tests are the scripted policy's own):
 
-- a grasp is *clear* when nothing under either open finger pad stands higher than the fingertips will be
-  (the grasp height plus ``PAD_CLEARANCE``);
+- a grasp is *clear* when nothing under either open finger pad, grown by ``PAD_MARGIN`` on every side,
+  stands higher than the fingertips will be (the grasp height plus ``PAD_CLEARANCE``);
 - a grasp is *uncovered* when, between the open jaws, nothing but the target (its salient mask grown by
   ``TARGET_GROWTH``) stands higher than the target's top: otherwise the jaws close on whatever lies on it
   (in a heap, the item half covering a just-revealed impurity);
@@ -38,6 +38,9 @@ from sorter.cell.safety import GripperFootprint
 from sorter.geometry import N_ROTATIONS, WorkspaceGrid, rotation_angle
 
 PAD_CLEARANCE = 0.004  # m; a pad may land on something at most this much above the fingertips
+PAD_MARGIN = 0.002  # m of slack around each pad in the clear test: one grid cell, because an item's
+# outline on the 2 mm grid (and the footprint's) is uncertain by a cell, and a flank the height map puts
+# just outside a pad stopped its descent on the item (coal-slate: most missed slates)
 FREE_HEIGHT = 0.008  # m; lower than this counts as free table for the closed fingers to descend on
 COVER_CLEARANCE = 0.005  # m; between the jaws nothing but the target may stand higher than its top + this
 TARGET_GROWTH = 0.01  # m; the salient mask may miss the target rim, which must not count as a neighbour
@@ -47,16 +50,17 @@ BORDER_MARGIN = 0.05  # m; a pushed target should stay this far inside (about th
 CHAIN_REACH = 0.03  # m beyond the fingers that a push still moves things through what lies between
 
 
-def pad_kernel(gripper: GripperFootprint, cell: float, angle: float) -> np.ndarray:
-    """uint8 footprint of both open finger pads around a grasp centre, jaw line along ``angle``."""
+def pad_kernel(gripper: GripperFootprint, cell: float, angle: float, margin: float = 0.0) -> np.ndarray:
+    """uint8 footprint of both open finger pads around a grasp centre, jaw line along ``angle``, each
+    pad grown by ``margin`` on every side."""
     reach = gripper.max_opening / 2
-    half = int(math.ceil((reach + gripper.pad_thickness + gripper.pad_width) / cell)) + 1
+    half = int(math.ceil((reach + gripper.pad_thickness + gripper.pad_width + 2 * margin) / cell)) + 1
     d = np.arange(-half, half + 1) * cell
     dy, dx = np.meshgrid(d, d, indexing="ij")  # rows are y, columns are x
     along = dx * math.cos(angle) + dy * math.sin(angle)
     across = -dx * math.sin(angle) + dy * math.cos(angle)
-    pads = (np.abs(along) >= reach) & (np.abs(along) <= reach + gripper.pad_thickness)
-    return (pads & (np.abs(across) <= gripper.pad_width / 2)).astype(np.uint8)
+    pads = (np.abs(along) >= reach - margin) & (np.abs(along) <= reach + gripper.pad_thickness + margin)
+    return (pads & (np.abs(across) <= gripper.pad_width / 2 + margin)).astype(np.uint8)
 
 
 def span_kernel(gripper: GripperFootprint, cell: float, angle: float) -> np.ndarray:
@@ -89,7 +93,7 @@ def grasp_clear(height: np.ndarray, grasp_height: np.ndarray, gripper: GripperFo
     out = np.empty((N_ROTATIONS, *height.shape), bool)
     half = N_ROTATIONS // 2  # a grasp and its half-turn share the same pads
     for k in range(half):
-        pads = dilate(height, pad_kernel(gripper, grid.cell_size, rotation_angle(k)))
+        pads = dilate(height, pad_kernel(gripper, grid.cell_size, rotation_angle(k), PAD_MARGIN))
         out[k] = out[k + half] = pads <= limit
     return out
 

@@ -139,3 +139,29 @@ def test_rolling_friction_stops_rolling_produce_sooner(cells):
     without = np.mean([_rolled(cell, free, s) for s in range(6)])
     assert without > 0.03
     assert with_friction < without / 3
+
+
+def _fastest_object_speed(cell) -> float:
+    """m/s of the fastest loose object (linear speed of its free joint)."""
+    import mujoco
+
+    m, d = cell.scene.model, cell.scene.data
+    free = [m.jnt_dofadr[j] for j in range(m.njnt) if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
+    return max((float(np.linalg.norm(d.qvel[a:a + 3])) for a in free), default=0.0)
+
+
+def test_the_world_runs_on_while_the_arm_travels(toy):
+    """Pushes set crowded items rolling; the arm's travel home takes modelled time, and the physics must
+    run through it, so the camera's next image shows the scene at rest (it froze mid-roll before)."""
+    rng = np.random.default_rng(5)
+    moving = []
+    for seed in (1, 3, 5):
+        toy.reset("30", seed)
+        for _ in range(4):
+            target = [s for s in toy.truth.objects() if s.in_workspace]
+            oid = target[int(rng.integers(len(target)))].id
+            start = toy.scene.data.time
+            outcome = toy.robot.execute(push_action(toy, oid, rng.uniform(0, 2 * math.pi)))
+            assert toy.scene.data.time - start >= 0.8 * outcome.duration  # physics covered the arm's time
+            moving.append(_fastest_object_speed(toy))
+    assert max(moving) < 0.01, f"objects still moving at the next image: {np.round(moving, 3)}"

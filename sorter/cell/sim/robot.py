@@ -3,7 +3,8 @@
 The tool centre point (TCP) is the centre between the fingertips. ``Action.z`` is the fingertip height
 for the grasp or push; it is raised to the table plus TIP_CLEARANCE when lower, and a descent stops
 early when anything (table, object) is touched. Every primitive ends with the tool out of the camera's
-view, as the real cell must before its next image.
+view, as the real cell must before its next image. Travel through free space (to above the goal, back
+home) is not simulated as a path, but its modelled time is: the physics runs on for it.
 """
 
 from __future__ import annotations
@@ -179,8 +180,10 @@ class SimRobot(Robot):
         above = np.array([action.x, action.y, self._travel_z()])
         gr = self._cell.recipe.gripper
         target_width = gr.max_opening if jaw_open else 0.0
-        run.duration += max(self._motion.free_move(self._tool, above, wrap_angle(yaw - self._yaw)),
-                            self._motion.jaw(target_width - self._rig.width))
+        travel = max(self._motion.free_move(self._tool, above, wrap_angle(yaw - self._yaw)),
+                     self._motion.jaw(target_width - self._rig.width))
+        run.duration += travel
+        self._world_runs_on(travel)
         hover = max(self._cell.highest_point_near(action.x, action.y, gr.max_opening) + APPROACH_CLEARANCE,
                     self._tip_z(action.z))
         hover = min(hover, self._travel_z())
@@ -251,9 +254,20 @@ class SimRobot(Robot):
         if not force_home and not self._cell.gripper_in_view():
             return
         home = np.asarray(self._cell.recipe.robot.home, float)
-        run.duration += self._motion.free_move(self._tool, home, wrap_angle(0.0 - self._yaw))
+        travel = self._motion.free_move(self._tool, home, wrap_angle(0.0 - self._yaw))
+        run.duration += travel
         self._rig.teleport(home, 0.0)
         self._tool, self._yaw = home, 0.0
+        self._world_runs_on(travel)
+
+    def _world_runs_on(self, seconds: float) -> None:
+        """Physics for ``seconds`` while the arm travels in free space, clear of the objects (its path
+        is not simulated, only its time). The world does not wait for the arm: what a push set rolling
+        rolls on and comes to rest before the camera's next image, as on the real cell; settled objects
+        sleep, so this costs little."""
+        steps = int(round(seconds / self._cell.scene.model.opt.timestep))
+        if steps > 0:
+            self._rig.step(steps)
 
 
 def _nearest_symmetric(angle: float, current: float) -> float:
