@@ -63,6 +63,13 @@ def test_out_of_range_value_is_located_at_its_line() -> None:
     assert "0.2" in issue.message
 
 
+def test_a_pad_margin_wider_than_a_centimetre_is_refused_at_its_line() -> None:
+    coal = next(p for p in RECIPES if p.name == "coal-slate.yaml")
+    text = coal.read_text().replace("pad_margin: 0.002", "pad_margin: 0.05")
+    issue = _only_issue(text, "policy.pad_margin", "pad_margin: 0.05")
+    assert "0.01" in issue.message
+
+
 def test_a_policy_kind_this_release_cannot_run_is_refused_at_its_line() -> None:
     text = TOY.read_text().replace("kind: tcdd", "kind: opg")
     issue = _only_issue(text, "policy.kind", "kind: opg")

@@ -5,8 +5,9 @@ starts on top of an object. The simulated (and the real) gripper stops such a de
 action is wasted. The learned methods therefore choose only among actions that pass these geometric tests
 on the height map (the clear-pad and free-start tests are the scripted policy's own):
 
-- a grasp is *clear* when nothing under either open finger pad, grown by ``PAD_MARGIN`` on every side,
-  stands higher than the fingertips will be (the grasp height plus ``PAD_CLEARANCE``);
+- a grasp is *clear* when nothing under either open finger pad (grown on every side by the recipe's
+  ``policy.pad_margin``) stands higher than the fingertips will be (the grasp height plus
+  ``PAD_CLEARANCE``);
 - a grasp is *uncovered* when, between the open jaws, nothing but the target (its salient mask grown by
   ``TARGET_GROWTH``) stands higher than the target's top: otherwise the jaws close on whatever lies on it
   (in a heap, the item half covering a just-revealed impurity);
@@ -38,9 +39,6 @@ from sorter.cell.safety import GripperFootprint
 from sorter.geometry import N_ROTATIONS, WorkspaceGrid, rotation_angle
 
 PAD_CLEARANCE = 0.004  # m; a pad may land on something at most this much above the fingertips
-PAD_MARGIN = 0.002  # m of slack around each pad in the clear test: one grid cell, because an item's
-# outline on the 2 mm grid (and the footprint's) is uncertain by a cell, and a flank the height map puts
-# just outside a pad stopped its descent on the item (coal-slate: most missed slates)
 FREE_HEIGHT = 0.008  # m; lower than this counts as free table for the closed fingers to descend on
 COVER_CLEARANCE = 0.005  # m; between the jaws nothing but the target may stand higher than its top + this
 TARGET_GROWTH = 0.01  # m; the salient mask may miss the target rim, which must not count as a neighbour
@@ -87,13 +85,14 @@ def dilate(height: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def grasp_clear(height: np.ndarray, grasp_height: np.ndarray, gripper: GripperFootprint,
-                grid: WorkspaceGrid) -> np.ndarray:
-    """``(16, H, W)`` bool: the open pads land no higher than ``grasp_height`` (+ clearance) there."""
+                grid: WorkspaceGrid, margin: float = 0.0) -> np.ndarray:
+    """``(16, H, W)`` bool: the open pads, grown by ``margin`` metres, land no higher than
+    ``grasp_height`` (+ clearance) there."""
     limit = np.asarray(grasp_height, np.float32) + PAD_CLEARANCE
     out = np.empty((N_ROTATIONS, *height.shape), bool)
     half = N_ROTATIONS // 2  # a grasp and its half-turn share the same pads
     for k in range(half):
-        pads = dilate(height, pad_kernel(gripper, grid.cell_size, rotation_angle(k), PAD_MARGIN))
+        pads = dilate(height, pad_kernel(gripper, grid.cell_size, rotation_angle(k), margin))
         out[k] = out[k + half] = pads <= limit
     return out
 

@@ -189,10 +189,11 @@ class PushGraspAgent(Policy):
 
     def __init__(self, net: QNetwork, m: Method, envelope: SafetyEnvelope, sha256: str = "",
                  exploration: Exploration | None = None, grasp_confidence: float | None = GRASP_CONFIDENCE,
-                 cover_check: bool = True):
+                 cover_check: bool = True, pad_margin: float = 0.0):
         self.net = net
         self.grasp_confidence = grasp_confidence
         self.cover_check = cover_check  # see PolicySpec.cover_check
+        self.pad_margin = pad_margin  # m, see PolicySpec.pad_margin
         self._kept: np.ndarray | None = None
         self.method = m
         self.envelope = envelope
@@ -240,10 +241,11 @@ class PushGraspAgent(Policy):
     def afford(self, ok: np.ndarray, region: Region, heightmaps, attention=None) -> np.ndarray:
         """``ok`` limited to what the gripper can carry out (``sorter/policy/affordance.py``).
 
-        Grasps: pads landing clear; with a visible target, on the target and (``cover_check``) with
-        nothing lying on it between the jaws nor under the tool. They may all go: the policy must push
-        first. Pushes: none that drives the target (or the cluster that may hide one) against the border
-        while another action is left; then, of the first kind that exists: a free start whose stroke
+        Grasps: pads (grown by ``pad_margin``) landing clear; with a visible target, on the target and
+        (``cover_check``) with nothing lying on it between the jaws nor under the tool. They may all go:
+        the policy must push first. Pushes: none that drives the target (or the cluster that may hide
+        one) against the border while another action is left; then, of the first kind that exists: a
+        free start whose stroke
         reaches what it should move (``_meets``) and ends inside the margin, one that reaches it, a free
         start ending inside the margin, any free start; else unchanged, so a policy always has an action.
         """
@@ -252,7 +254,7 @@ class PushGraspAgent(Policy):
         floor = self.envelope.z_min - self.grid.table_z
         grasp_z = np.maximum(top - GRASP_DEPTH, floor)
         out = ok.copy()
-        clear = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid)
+        clear = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid, self.pad_margin)
         out[GRASP] &= np.stack([_crop(c, region) for c in clear])
         if self.method.use_mask and attention is not None and attention.mode == "target":
             target = np.asarray(attention.target_mask, bool)
@@ -621,5 +623,5 @@ def load_agent(recipe, method_name: str | None = None, path: Path | None = None)
         raise ModelFileError(f"model file {path} holds '{meta.get('method')}' weights but method "
                              f"'{m.name}' runs '{m.model}' weights")
     return PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha,
-                          cover_check=recipe.policy.cover_check)
+                          cover_check=recipe.policy.cover_check, pad_margin=recipe.policy.pad_margin)
 

@@ -50,18 +50,27 @@ def test_a_neighbour_under_one_pad_blocks_that_jaw_line_only():
     assert clear[N_ROTATIONS // 4, 112, 112]
 
 
-def test_a_neighbour_just_beside_a_pad_blocks_it_one_further_out_does_not():
-    """Pads get ``PAD_MARGIN`` of slack: an item whose outline ends one cell beyond the pad's outer face
-    may still meet it on the way down (its flank, the 2 mm grid), two cells beyond it is clear."""
+def test_a_pad_margin_keeps_pads_off_a_neighbour_just_beside_them():
+    """With one cell of margin an item whose outline ends one cell beyond the pad's outer face blocks
+    that jaw line (its flank may still meet the pad on the way down); without it, or two cells further
+    out, the grasp is clear."""
     outer = math.ceil((GRIPPER.max_opening / 2 + GRIPPER.pad_thickness) / CELL)  # first cell beyond the pad
-    assert affordance.PAD_MARGIN >= CELL
-    for gap, blocked in ((0, True), (math.ceil(affordance.PAD_MARGIN / CELL) + 1, False)):
+    for gap, margin, blocked in ((0, CELL, True), (0, 0.0, False), (2, CELL, False)):
         height = np.zeros((GRID.cells, GRID.cells), np.float32)
         _block(height, 112, 112, 7, 0.03)
         height[100:125, 112 + outer + gap:112 + outer + gap + 10] = 0.04  # a wall of items beyond the +x pad
-        clear = affordance.grasp_clear(height, np.full_like(height, 0.005), GRIPPER, GRID)
-        assert clear[0, 112, 112] == (not blocked), f"gap of {gap} cells"
+        clear = affordance.grasp_clear(height, np.full_like(height, 0.005), GRIPPER, GRID, margin)
+        assert clear[0, 112, 112] == (not blocked), f"gap of {gap} cells, margin {margin} m"
         assert clear[N_ROTATIONS // 4, 112, 112]  # the jaw line across x stays clear either way
+
+
+def test_the_recipe_pad_margin_reaches_the_agent():
+    from sorter.policy.agent import load_agent
+
+    coal = load_recipe("recipes/coal-slate.yaml")
+    assert coal.policy.pad_margin == 0.002
+    assert load_agent(coal).pad_margin == coal.policy.pad_margin
+    assert load_agent(RECIPE).pad_margin == RECIPE.policy.pad_margin == 0.0
 
 
 def test_an_item_lying_on_the_target_covers_it():
