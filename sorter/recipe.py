@@ -204,9 +204,10 @@ class PolicySpec(_Strict):
     # the jaws off an item lying on a half-hidden impurity); turn off where the product is naturally
     # taller than the impurity beside it (flat slate among coal lumps), where it only costs pushes
     cover_check: bool = True
-    # m of slack around each open finger pad when learned policies test that it lands clear: where an
-    # item's flank may reach beyond the outline the camera sees from above (irregular lumps), a pad
-    # planned just beside it stops on it on the way down; one 2 mm cell is enough for coal lumps
+    # m of slack around each open finger pad: learned policies prefer grasps whose pads land clear even
+    # grown by this much (others only when none has it). Where an item's flank may reach beyond the
+    # outline the camera sees from above (irregular lumps), a pad planned just beside it stops on it on
+    # the way down; one 2 mm cell is enough for coal lumps
     pad_margin: Annotated[float, Field(ge=0, le=0.01)] = 0.0
 
     @model_validator(mode="after")

@@ -5,9 +5,9 @@ starts on top of an object. The simulated (and the real) gripper stops such a de
 action is wasted. The learned methods therefore choose only among actions that pass these geometric tests
 on the height map (the clear-pad and free-start tests are the scripted policy's own):
 
-- a grasp is *clear* when nothing under either open finger pad (grown on every side by the recipe's
-  ``policy.pad_margin``) stands higher than the fingertips will be (the grasp height plus
-  ``PAD_CLEARANCE``);
+- a grasp is *clear* when nothing under either open finger pad stands higher than the fingertips will
+  be (the grasp height plus ``PAD_CLEARANCE``); with the recipe's ``policy.pad_margin`` the pads are
+  also tested grown by it on every side, and grasps that pass that too are preferred;
 - a grasp is *uncovered* when, between the open jaws, nothing but the target (its salient mask grown by
   ``TARGET_GROWTH``) stands higher than the target's top: otherwise the jaws close on whatever lies on it
   (in a heap, the item half covering a just-revealed impurity);

@@ -241,11 +241,11 @@ class PushGraspAgent(Policy):
     def afford(self, ok: np.ndarray, region: Region, heightmaps, attention=None) -> np.ndarray:
         """``ok`` limited to what the gripper can carry out (``sorter/policy/affordance.py``).
 
-        Grasps: pads (grown by ``pad_margin``) landing clear; with a visible target, on the target and
-        (``cover_check``) with nothing lying on it between the jaws nor under the tool. They may all go:
-        the policy must push first. Pushes: none that drives the target (or the cluster that may hide
-        one) against the border while another action is left; then, of the first kind that exists: a
-        free start whose stroke
+        Grasps: pads landing clear; with a visible target, on the target and (``cover_check``) with
+        nothing lying on it between the jaws nor under the tool; of those, the ones whose pads land clear
+        even grown by ``pad_margin`` when there are any. They may all go: the policy must push first.
+        Pushes: none that drives the target (or the cluster that may hide one) against the border while
+        another action is left; then, of the first kind that exists: a free start whose stroke
         reaches what it should move (``_meets``) and ends inside the margin, one that reaches it, a free
         start ending inside the margin, any free start; else unchanged, so a policy always has an action.
         """
@@ -254,7 +254,7 @@ class PushGraspAgent(Policy):
         floor = self.envelope.z_min - self.grid.table_z
         grasp_z = np.maximum(top - GRASP_DEPTH, floor)
         out = ok.copy()
-        clear = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid, self.pad_margin)
+        clear = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid)
         out[GRASP] &= np.stack([_crop(c, region) for c in clear])
         if self.method.use_mask and attention is not None and attention.mode == "target":
             target = np.asarray(attention.target_mask, bool)
@@ -263,6 +263,11 @@ class PushGraspAgent(Policy):
                 uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
                 out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
                 out[GRASP] &= _crop(affordance.grasp_at_target_level(top, height, target), region)[None]
+        if self.pad_margin > 0 and out[GRASP].any():  # prefer grasps with slack around the pads
+            roomy = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid, self.pad_margin)
+            roomy = out[GRASP] & np.stack([_crop(c, region) for c in roomy])
+            if roomy.any():
+                out[GRASP] = roomy
         guarded = _guarded(attention) if self.method.use_mask else None
         if guarded is not None:
             spares = affordance.push_spares_border(self.grid, guarded, self.envelope.push_length,

@@ -244,6 +244,34 @@ def test_a_confident_grasp_wins_over_a_higher_push():
     assert greedy_index(q, ok, 0.5) == (PUSH, 3, 1, 1)
 
 
+def test_the_agent_prefers_grasps_with_room_around_the_pads_but_keeps_the_others_as_a_fallback():
+    """Grasps offered at one cell along x and along y only. A wall one cell beyond the +x pad: with a pad
+    margin the x jaw line is refused while the y one is left; with a wall beyond the +y pad too (no
+    grasp has room), both are allowed again."""
+    outer = math.ceil((GRIPPER.max_opening / 2 + GRIPPER.pad_thickness) / CELL)
+    target = np.zeros((GRID.cells, GRID.cells), bool)
+    target[105:120, 105:120] = True
+    attention = type("Attention", (), {"mode": "target", "target_mask": target})()
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE, pad_margin=CELL)
+    region = Region.around(112, 112, 112)
+    i, j = 112 - region.row0, 112 - region.col0
+    full = np.zeros((2, N_ROTATIONS, 112, 112), bool)
+    full[PUSH] = True
+    full[GRASP, [0, N_ROTATIONS // 4], i, j] = True
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    height[target] = 0.03
+    height[:, 112 + outer:112 + outer + 10] = 0.04  # wall beyond the +x pad
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+    ok = agent.afford(full, region, hm, attention)
+    assert not ok[GRASP, 0, i, j] and ok[GRASP, N_ROTATIONS // 4, i, j]
+    height[112 + outer:112 + outer + 10, :] = 0.04  # and beyond the +y pad: no grasp has room any more
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+    ok = agent.afford(full, region, hm, attention)
+    assert ok[GRASP, 0, i, j] and ok[GRASP, N_ROTATIONS // 4, i, j]
+    agent.pad_margin = 0.0
+    assert agent.afford(full, region, hm, attention)[GRASP, 0, i, j]
+
+
 def test_the_cover_check_can_be_turned_off_per_recipe():
     """Coal lumps beside a flat slate stand taller than it: the recipe turns the cover test off."""
     height = np.zeros((GRID.cells, GRID.cells), np.float32)
