@@ -128,13 +128,15 @@ create_venv() {
 }
 
 install_project() {
-  run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" "torch==$TORCH_VERSION"
+  local pins=()  # the library versions the published figures were measured with
+  [[ -f "$SOURCE/installer/constraints.txt" ]] && pins=(-c "$SOURCE/installer/constraints.txt")
+  run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" "${pins[@]}" "torch==$TORCH_VERSION"
   if [[ $DEV -eq 1 ]]; then
-    run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" -e "$SOURCE[dev]"
+    run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" "${pins[@]}" -e "$SOURCE[dev]"
   else
-    run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" "$SOURCE"
+    run "$VENV/bin/python" -m pip install "${PIP_ARGS[@]}" "${pins[@]}" "$SOURCE"
   fi
-  DONE+=("python packages: torch==$TORCH_VERSION, then sorter from $SOURCE (commands sorter, sorter-gui)")
+  DONE+=("python packages: torch==$TORCH_VERSION, then sorter from $SOURCE (commands sorter, sorter-gui)${pins:+, library versions from installer/constraints.txt}")
 }
 
 write_file() {  # write_file PATH: stdin to PATH, or only announce it on a dry run
