@@ -107,4 +107,9 @@ def isolated_scene(cell: SimCell, spec: ObjectSpec, is_impurity: bool, rng: np.r
     table = cell.recipe.workspace.table_z
     pos = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1), table + size[2] / 2 + 0.001])
     cell.set_scene([Placement(obj, pos, quat)], f"isolated-{spec.name}")
+    # at rest where it settled: a lying cylinder keeps the few mm/s its drop gave it, and with no rolling
+    # resistance (hard plastic) would roll on through the arm's travel into a trial meant for it at rest
+    cell.scene.set_object_pose(obj.id, cell.scene.object_pos(obj.id), cell.scene.object_quat(obj.id))
+    cell.settle()
+    cell.camera.restart()
     return obj.id
