@@ -28,8 +28,9 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) -> None:
     result = _bash(INSTALL, "--dry-run", "--no-system", "--prefix", str(prefix))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    torch_at = out.index("pip install torch==2.13.0")
-    assert out.index(f"pip install {ROOT}", torch_at) > torch_at  # torch pinned first, then the project
+    pins = f"-c {ROOT}/installer/constraints.txt"  # the library versions the figures were measured with
+    torch_at = out.index(f"pip install {pins} torch==2.13.0")
+    assert out.index(f"pip install {pins} {ROOT}", torch_at) > torch_at  # torch first, then the project
     assert f"-m venv {prefix}/venv" in out
     assert f"{prefix}/share/applications/sorter-gui.desktop" in out
     assert f"{prefix}/etc/udev/rules.d/70-sorter-realsense.rules" in out
@@ -95,3 +96,26 @@ def test_install_into_a_prefix_and_uninstall(tmp_path: Path) -> None:
     assert removed.returncode == 0, removed.stderr
     assert not venv.exists() and not rules.exists() and not (prefix / "bin").exists()
     assert not (prefix / "share").exists()
+
+
+def test_the_pinned_library_versions_satisfy_the_project_requirements() -> None:
+    """installer/constraints.txt holds exact versions; each must lie inside pyproject's own range, or
+    pip would refuse the install on a fresh machine."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "installer" / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", f"{line}: pins must be exact"
+            pins[req.name.lower()] = spec.version
+    assert {"mujoco", "numpy", "opencv-contrib-python-headless", "scikit-learn", "torch"} <= set(pins)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in map(Requirement, deps):
+        pin = pins.get(dep.name.lower())
+        if pin is not None:
+            assert dep.specifier.contains(pin), f"{dep} excludes the pin {pin}"
