@@ -102,3 +102,25 @@ def test_recasting_only_what_moved_equals_a_full_render(toy):
     full = RayCaster(toy.scene, toy.camera_pose, toy.caster.intr, toy.caster.bg).hits()
     for a, b in zip(incremental, full, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_a_cast_shared_between_threads_equals_one_thread_s(cells, monkeypatch):
+    """Large casts go half to a helper thread with its own copy of the state: same hits, bit for bit,
+    on meshes (coal lumps) and primitives alike, and the scene's own state is left untouched."""
+    import sorter.cell.sim.camera as camera
+
+    coal = cells["coal-slate"]
+    coal.reset("30", 1)
+    caster = coal.caster
+    idx = caster.pixels_covering(caster._movers)
+    assert len(idx) >= camera.PARALLEL_RAYS
+    groups = camera._groups(camera.GROUP_GRIPPER, camera.GROUP_OBJECT)
+    qpos = coal.scene.data.qpos.copy()
+    monkeypatch.setattr(camera, "RAY_THREADS", 2)
+    shared = caster.cast(idx, groups, False)
+    monkeypatch.setattr(camera, "RAY_THREADS", 1)
+    single = caster.cast(idx, groups, False)
+    assert (single[0] >= 0).sum() > len(idx) // 2  # the rays meet the lumps: the comparison means something
+    for a, b in zip(shared, single, strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(coal.scene.data.qpos, qpos)

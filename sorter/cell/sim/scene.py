@@ -82,6 +82,7 @@ class SceneModel:
         spec = build_spec(recipe, placements)
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
+        self._ray_data: mujoco.MjData | None = None
         self._index()
         self._tune_dofs()
         self.data.qpos[self.carriage_qadr[:3]] = recipe.robot.home
@@ -171,6 +172,14 @@ class SceneModel:
 
     def restore(self, snap: mujoco.MjData) -> None:
         mujoco.mj_copyData(self.data, self.model, snap)
+
+    def ray_data(self) -> mujoco.MjData:
+        """A second ``MjData`` holding the current state, for a thread casting rays beside the one that
+        uses ``data`` (MuJoCo uses the data it is given as scratch space while casting)."""
+        if self._ray_data is None:
+            self._ray_data = mujoco.MjData(self.model)
+        mujoco.mj_copyData(self._ray_data, self.model, self.data)
+        return self._ray_data
 
 
 def build_spec(recipe: Recipe, placements: list[Placement]) -> mujoco.MjSpec:
