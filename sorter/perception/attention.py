@@ -22,11 +22,15 @@
    (or with ``occlusion.search: any`` the largest of those that can), gives cluster mode with an all-one
    mask over its crop; otherwise the batch is clean.
 4. With a taught model in ``guard`` use (``appearance.use``), steps 1 to 3 run on saliency alone, and
-   before the batch is declared clean the model looks at it: an area of object cells clearly unlike the
-   product (``CLEAR_NOVELTY`` units above the threshold, ``GUARD_AREA_SHARE`` of ``min_region_area``
-   or more) is searched in cluster mode, its crop centred on that area. It is most often the sliver of
-   a half-uncovered impurity, too small for saliency, that a grasp would miss (the item still lying on
-   it comes up instead) and a push next to it uncovers; a guard never turns a sliver into a target.
+   whenever they end without a target (a cluster to search or a clean batch) the model looks at the
+   scene: an area of object cells clearly unlike the product (``CLEAR_NOVELTY`` units above the
+   threshold, ``GUARD_AREA_SHARE`` of ``min_region_area`` or more) is searched in cluster mode, its crop
+   centred on that area, which the attention carries as ``sighting``. It is most often the sliver of a
+   half-uncovered impurity, too small for saliency (a side face the tilted camera sees falls on a few
+   height-map cells), that a grasp would miss (the item still lying on it comes up instead) and a push
+   next to it uncovers; a guard never turns a sliver into a target. The policy pushes around the
+   sighting as around a target (``sorter.policy.agent.region_and_mask``) instead of anywhere in the
+   cluster.
 
 Crops are ``CROP_CELLS`` square and always inside the grid: near a border the crop shifts inwards instead
 of padding, so every crop cell is real data and ``crop_center_rc`` (the target or cluster centre) is then
@@ -128,6 +132,7 @@ class Attention:
     timings_ms: dict[str, float] = field(default_factory=dict)
     novelty: np.ndarray | None = None
     appearance_used: bool = False
+    sighting: np.ndarray | None = None  # cluster mode: the area a guard saw unlike the product (step 4)
 
     @property
     def target(self) -> Region | None:
@@ -188,7 +193,7 @@ class Attender:
             clusters = find_clusters(heightmaps, self.spec.occlusion)
             clock.lap("clusters")
             result = self._cluster_or_clean(regions, clusters, heightmaps, sal)
-            if result.mode == "clean" and self.appearance is not None and not self.fused:  # guard
+            if self.appearance is not None and not self.fused:  # guard
                 novelty = self.appearance.novelty_map(heightmaps, objects)
                 result = self._guard(result, novelty, clusters, heightmaps)
                 clock.lap("appearance")
@@ -307,15 +312,18 @@ class Attender:
                          np.zeros(hm.shape, bool), None, None, None, regions,
                          clusters[0] if clusters else None, sal)
 
-    def _guard(self, clean: Attention, novelty: np.ndarray, clusters: list[Cluster],
+    def _guard(self, verdict: Attention, novelty: np.ndarray, clusters: list[Cluster],
                hm: Heightmaps) -> Attention:
-        """``clean`` unless an area clearly unlike the product shows: then cluster mode over it (step 4
-        of the module doc). The cluster guarded against the border is the one holding the area."""
+        """``verdict`` (a clean batch or a cluster search) unless an area clearly unlike the product
+        shows: then cluster mode centred on it, with the area as ``sighting`` (step 4 of the module doc).
+        The cluster guarded against the border is the one holding the area."""
         app, cell_area = self.spec.appearance, hm.grid.cell_size ** 2
         min_cells = max(1, int(GUARD_AREA_SHARE * self.spec.saliency.min_region_area / cell_area))
         novel = novel_regions(novelty, app.threshold + CLEAR_NOVELTY, min_cells)
         if not novel:
-            return replace(clean, reason=f"{clean.reason}; nothing looks unlike the product")
+            if verdict.mode != "clean":
+                return verdict
+            return replace(verdict, reason=f"{verdict.reason}; nothing looks unlike the product")
         area_mask = novel[0]
         center_rc, center_xy = _centre(area_mask, hm)
         holder = next((c for c in clusters if (c.mask & area_mask).any()), None)
@@ -326,7 +334,8 @@ class Attender:
         reason = (f"no salient impurity, but {area_mask.sum() * cell_area * 1e4:.1f} cm^2 at "
                   f"({center_xy[0]:.3f}, {center_xy[1]:.3f}) m looks unlike the product (novelty "
                   f"{region_novelty(novelty, area_mask):.1f}): searching there")
-        return _search(center_rc, center_xy, holder, reason, clean.regions, clean.saliency, hm)
+        search = _search(center_rc, center_xy, holder, reason, verdict.regions, verdict.saliency, hm)
+        return replace(search, sighting=area_mask)
 
 
 def _search(center_rc: tuple[float, float], center_xy: tuple[float, float], cluster: Cluster, reason: str,

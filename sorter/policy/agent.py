@@ -96,7 +96,8 @@ def region_and_mask(m: Method, attention, grid: WorkspaceGrid) -> tuple[Region, 
 
     Crop methods act in the attention crop; without occluded-region inference a cluster verdict is
     replaced by a crop around the saliency maximum (paper 2, 6.3.2, No-OI). Cluster crops carry the
-    all-one mask of Algorithm 1.
+    all-one mask of Algorithm 1, or the area a guard saw unlike the product (``Attention.sighting``):
+    the policy then pushes around it as around a target (grasps stay off in cluster mode).
     """
     if m.whole_scene:
         return Region.whole(grid), None
@@ -111,6 +112,8 @@ def region_and_mask(m: Method, attention, grid: WorkspaceGrid) -> tuple[Region, 
         return region, None
     if attention.mode == "target":
         return region, np.asarray(attention.target_mask, bool)
+    if attention.sighting is not None and m.occluded_inference:
+        return region, np.asarray(attention.sighting, bool)
     mask = np.zeros((grid.cells, grid.cells), bool)
     mask[region.row0:region.row0 + region.size, region.col0:region.col0 + region.size] = True
     return region, mask

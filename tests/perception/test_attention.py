@@ -203,3 +203,43 @@ def test_a_guard_leaves_targets_and_clusters_to_saliency(taught):
     assert np.array_equal(guarded.target_mask, alone.target_mask)
     assert [r.accepted for r in guarded.regions] == [r.accepted for r in alone.regions]
     assert guarded.novelty is None and not guarded.appearance_used, "the model is not asked"
+
+
+HEAP = (92, 92, 60, 60)  # rows, cols, height and width in cells of a heap tall enough to hide a block
+
+
+def _heap_scene(seed: int, sliver: bool) -> Heightmaps:
+    """Product items around a 60 mm heap of product; with ``sliver``, a strip of yellow shows at the
+    heap's right edge (a side face of a block under it: a few cells, too little for saliency)."""
+    rng = np.random.default_rng(seed)
+    r0, c0, nr, nc = HEAP
+    cells = item_grid(rng, {}) + [(r0, c0, nr, nc, 0.06, PRODUCT_RGB)]
+    if sliver:
+        cells.append((r0 + 24, c0 + nc - 6, 8, 6, 0.061, YELLOW))
+    return heightmaps_of(cells, rng, texture=6.0)
+
+
+def test_a_guard_points_a_cluster_search_at_what_looks_unlike_the_product(taught):
+    """A cluster search over a heap where a sliver of something unlike the product shows is centred
+    on the sliver and carries it as the sighting; it stays a search (no grasp target). Without a
+    sliver the guard leaves DBSCAN's verdict as it was."""
+    guard = Attender(_variant(RECIPE, deaf=True), taught.appearance)
+    blind = Attender(_variant(RECIPE, deaf=True))
+    r0, c0, nr, nc = HEAP
+    sliver = (slice(r0 + 24, r0 + 32), slice(c0 + nc - 6, c0 + nc))
+    for seed in (3, 5):
+        scene = _heap_scene(seed, sliver=True)
+        plain = blind.attend(scene)
+        assert plain.mode == "cluster" and plain.sighting is None
+        att = guard.attend(scene)
+        assert att.mode == "cluster" and "looks unlike the product" in att.reason, att.reason
+        assert att.sighting is not None and att.sighting[sliver].mean() > 0.5
+        assert att.sighting.sum() < 0.1 * nr * nc, "the sighting is around the sliver, not the heap"
+        assert att.crop.contains(r0 + 28, c0 + nc - 3)
+        assert att.target_mask.sum() == CROP_CELLS ** 2 and att.target is None, "a search, never a target"
+        assert np.hypot(*np.subtract(att.crop_center_rc, (r0 + 28, c0 + nc - 3))) < \
+            np.hypot(*np.subtract(plain.crop_center_rc, (r0 + 28, c0 + nc - 3))), "centred on the sliver"
+        quiet = guard.attend(_heap_scene(seed, sliver=False))
+        same = blind.attend(_heap_scene(seed, sliver=False))
+        assert quiet.mode == "cluster" and quiet.sighting is None
+        assert quiet.crop == same.crop and quiet.reason == same.reason

@@ -155,3 +155,32 @@ def test_labels_use_the_target_network_at_the_stored_greedy_action():
     replay.greedy[1] = -1
     labels = dict(zip(batch.slots, learner.labels(replay, batch), strict=True))
     assert labels[0] == pytest.approx(0.5 + 0.5 * q[ok].max(), abs=1e-4)
+
+
+def test_a_cluster_search_with_a_sighting_feeds_the_sighting_as_the_mask():
+    """Where a guard saw something unlike the product, the policy is shown that area as its mask (it
+    pushes around it as around a target) and still may not grasp; without occluded-region inference
+    (no-oi) and without a sighting the crop keeps Algorithm 1's all-one mask."""
+    from dataclasses import replace
+
+    from sorter.perception.attention import Attention, crop_around
+    from sorter.policy.agent import region_and_mask
+
+    crop = crop_around((100.0, 100.0), GRID.cells)
+    all_one = np.zeros((GRID.cells, GRID.cells), bool)
+    all_one[crop.slices] = True
+    sighting = np.zeros_like(all_one)
+    sighting[96:104, 110:116] = True
+    search = Attention("cluster", "test", all_one, (100, 100), (0.6, 0.0), crop, [], None,
+                       np.zeros(all_one.shape, np.float32))
+    sighted = replace(search, sighting=sighting)
+    _, mask = region_and_mask(METHODS["ours"], sighted, GRID)
+    assert np.array_equal(mask, sighting)
+    for method, att in ((METHODS["ours"], search), (METHODS["no-oi"], sighted)):
+        region, mask = region_and_mask(method, att, GRID)
+        rows = slice(region.row0, region.row0 + region.size)
+        cols = slice(region.col0, region.col0 + region.size)
+        assert mask[rows, cols].all() and mask.sum() == CROP_CELLS ** 2
+    agent = PushGraspAgent(QNetwork(), METHODS["ours"], ENVELOPE)
+    obs = agent.observe(sighted, _clutter(np.random.default_rng(0)))
+    assert not agent.allowed(obs, sighted)[GRASP].any(), "a search never grasps"
