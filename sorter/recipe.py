@@ -182,7 +182,8 @@ class AppearanceSpec(_Strict):
 
     model: str | None = None  # path relative to the recipe file
     # fuse: novelty confirms, vetoes and adds regions; guard: saliency alone decides, and the model is
-    # asked only before a batch is declared clean (a clearly unfamiliar area is searched instead)
+    # asked only when saliency finds no target (a clearly unfamiliar area is searched, the search centred
+    # on it, instead of a batch being declared clean or a heap searched anywhere)
     use: Literal["fuse", "guard"] = "fuse"
     weight: Fraction = 0.5  # share of the novelty score in the fused region score
     threshold: float = 0.0  # novelty score above which a region looks unlike the product

@@ -147,7 +147,7 @@ def eval_command(args: argparse.Namespace) -> int:
             figures = evaluate(recipe, caps, clean, appearance, method)
             rows.append({"scenario": scenario, "method": method.name, **figures})
     label = ("saliency alone" if appearance is None else "saliency + taught appearance" if attender.fused
-             else "saliency, taught appearance guarding the clean verdict")
+             else "saliency, taught appearance guarding clean verdicts and searches")
     print(markdown_table(recipe.product.name, rows, label))
     if args.json:
         doc = {"recipe": str(recipe.path), "product": recipe.product.name, "seed": args.seed,

@@ -169,7 +169,7 @@ class Attender:
                     "file in the recipe's perception.appearance.model)")
         if not self.fused:
             return ("saliency decides; the taught appearance model guards against declaring a batch "
-                    "clean while something unlike the product shows")
+                    "clean while something unlike the product shows, and points searches at it")
         return "saliency fused with the taught appearance model"
 
     def attend(self, heightmaps: Heightmaps, frame=None) -> Attention:
