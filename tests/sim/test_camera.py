@@ -124,3 +124,32 @@ def test_a_cast_shared_between_threads_equals_one_thread_s(cells, monkeypatch):
     for a, b in zip(shared, single, strict=True):
         assert np.array_equal(a, b)
     assert np.array_equal(coal.scene.data.qpos, qpos)
+
+
+def test_a_forked_child_casts_with_its_own_helper_thread(cells):
+    """A process forked after the helper thread started (a worker started with fork) must not wait on
+    the parent's helper, which does not exist in the child."""
+    import multiprocessing
+
+    import sorter.cell.sim.camera as camera
+
+    if camera.RAY_THREADS < 2:
+        pytest.skip("one CPU: casts never use the helper thread")
+    toy = cells["toy-blocks"]
+    toy.reset("30", 1)
+    toy.caster.hits()  # the helper thread exists now
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_cast_in_child, args=(toy,))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+
+
+def _cast_in_child(cell) -> None:
+    from sorter.cell.sim.camera import RayCaster
+
+    caster = RayCaster(cell.scene, cell.camera_pose, cell.caster.intr, cell.caster.bg)
+    assert (caster.hits()[0] >= 0).any()

@@ -121,6 +121,10 @@ def _helper_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="raycast")
 
 
+# a forked child has no helper thread, only the parent's record of one: it starts its own
+os.register_at_fork(after_in_child=_helper_pool.cache_clear)
+
+
 def lit(albedo: np.ndarray, normal: np.ndarray, light: np.ndarray) -> np.ndarray:
     """Lambert shading with an ambient share."""
     lambert = np.clip(normal @ light, 0.0, 1.0)
