@@ -187,6 +187,7 @@ class FrameOverlay:
     q_map: np.ndarray | None
     action: Action | None
     verdict: SafetyVerdict | None
+    sighting: np.ndarray | None = None  # cluster search: what a guard saw unlike the product
 
 
 @dataclass(frozen=True)
@@ -979,7 +980,8 @@ class PickLoop:
             height=heightmaps.height, attention_mode=att.mode, saliency=getattr(att, "saliency", None),
             target_mask=getattr(att, "target_mask", None), regions=tuple(getattr(att, "regions", ()) or ()),
             cluster=getattr(att, "cluster", None), q_map=decision.q_map,
-            action=verdict.action or verdict.requested, verdict=verdict))
+            action=verdict.action or verdict.requested, verdict=verdict,
+            sighting=getattr(att, "sighting", None)))
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Overlays drawn on the live camera image: saliency and Q heat maps, impurity regions, the DBSCAN cluster
-and the chosen action as the gripper's footprint or a push arrow.
+(with what a guard saw unlike the product, where the search is aimed) and the chosen action as the
+gripper's footprint or a push arrow.
 
 Everything the perception and policy produce lives on the workspace grid (table plane, robot base frame);
 it reaches the camera image through one homography built from perception's own cell projection, and the
@@ -23,6 +24,7 @@ HEAT_ALPHA = (0.15, 0.55)  # opacity at the map's minimum and maximum, so low va
 REGION_COLOR = (255, 0, 255)  # magenta with a dark halo: visible on impurities of any colour
 CANDIDATE_COLOR = (160, 120, 120)
 CLUSTER_COLOR = (0, 200, 230)
+SIGHTING_COLOR = (255, 210, 0)  # amber: the sliver a guard saw, where the search pushes
 GRASP_COLOR = (40, 220, 60)
 PUSH_COLOR = (255, 150, 0)
 WORKSPACE_COLOR = (200, 200, 200)
@@ -95,6 +97,7 @@ class OverlayData:
     cluster: np.ndarray | None = None
     action: Action | None = None
     q_map: np.ndarray | None = None
+    sighting: np.ndarray | None = None  # what a guard saw unlike the product (cluster search only)
 
 
 def render(data: OverlayData, layers: set[Layer]) -> np.ndarray:
@@ -108,6 +111,8 @@ def render(data: OverlayData, layers: set[Layer]) -> np.ndarray:
         _blend_heat(out, _normalise(data.saliency), h, cv2.COLORMAP_INFERNO)
     if Layer.CLUSTER in layers and data.cluster is not None:
         _draw_mask(out, data.cluster, h, CLUSTER_COLOR, fill=0.25)
+    if Layer.CLUSTER in layers and data.sighting is not None:
+        _draw_mask(out, data.sighting, h, SIGHTING_COLOR, fill=0.0)
     if Layer.REGIONS in layers:
         for mask in data.candidates:
             _draw_mask(out, mask, h, CANDIDATE_COLOR, fill=0.0, thickness=1)

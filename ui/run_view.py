@@ -106,7 +106,8 @@ def overlay_from_frame(ev: FrameOverlay, recipe: Recipe, view: ViewGeometry | No
     return OverlayData(image, view, gripper, ev.saliency,
                        [r.mask for r in regions if getattr(r, "accepted", True)],
                        [r.mask for r in regions if not getattr(r, "accepted", True)],
-                       getattr(ev.cluster, "mask", None), ev.action, ev.q_map)
+                       getattr(ev.cluster, "mask", None), ev.action, ev.q_map,
+                       getattr(ev, "sighting", None))
 
 
 class RunView(QWidget):

@@ -16,6 +16,7 @@ from ui.overlays import (
     GRASP_COLOR,
     PUSH_COLOR,
     REGION_COLOR,
+    SIGHTING_COLOR,
     GripperShape,
     Layer,
     OverlayData,
@@ -86,3 +87,34 @@ def test_region_cluster_and_heat_maps_cover_their_cells(view_index: int) -> None
     assert heat[pixel_of(50, 60)].astype(int).sum() > heat[pixel_of(160, 150)].astype(int).sum() + 60, \
         "the salient cells are brighter than the rest"
     assert np.array_equal(render(data, set())[pixel_of(50, 60)], base[pixel_of(50, 60)])
+
+
+@pytest.mark.parametrize("view_index", [0, 1])
+def test_a_sighting_is_outlined_on_the_cluster_layer(view_index: int) -> None:
+    """What a guard saw unlike the product (where a cluster search pushes) is outlined in its own colour
+    with the cluster, and goes with the cluster layer."""
+    view, base = _views()[view_index]
+    rows, cols = np.indices((GRID.cells, GRID.cells))
+    cluster = (rows - 120) ** 2 + (cols - 110) ** 2 < 40 ** 2
+    sighting = (np.abs(rows - 120) < 6) & (np.abs(cols - 146) < 5)
+    data = OverlayData(base, view, GRIPPER, cluster=cluster, sighting=sighting)
+    x, y = GRID.center_of(120, 141)  # the sighting's left edge
+    u, v = view.world_to_image(np.array([[float(x), float(y), GRID.table_z]]))[0]
+    out = render(data, {Layer.CLUSTER})
+    window = out[int(round(v)) - 2:int(round(v)) + 3, int(round(u)) - 2:int(round(u)) + 3].reshape(-1, 3)
+    assert any(_is(p, SIGHTING_COLOR, tol=60) for p in window), "sighting outline on its edge"
+    bare = render(OverlayData(base, view, GRIPPER, cluster=cluster), {Layer.CLUSTER})
+    assert not any(_is(p, SIGHTING_COLOR, tol=60) for p in bare.reshape(-1, 3)[::7]), "none without one"
+    assert np.array_equal(render(data, set()), render(OverlayData(base, view, GRIPPER), set()))
+
+
+def test_a_frame_s_sighting_reaches_the_overlay() -> None:
+    from sorter.loop import FrameOverlay
+    from ui.run_view import overlay_from_frame
+
+    sighting = np.zeros((GRID.cells, GRID.cells), bool)
+    sighting[100:110, 50:60] = True
+    color = np.zeros((GRID.cells, GRID.cells, 3), np.uint8)
+    ev = FrameOverlay(1, np.zeros((480, 640, 3), np.uint8), color, np.zeros(color.shape[:2], np.float32),
+                      "cluster", None, None, (), None, None, None, None, sighting=sighting)
+    assert overlay_from_frame(ev, RECIPE, None, top_down=True).sighting is sighting
