@@ -138,9 +138,37 @@ class GripperRig:
         return out
 
     def held_objects(self) -> set[int]:
-        """Objects squeezed between both pads."""
+        """Objects squeezed between the pads: one touching both, or a row of them pinched as one (a
+        lump, the slate beside it, another lump: each pad touches only its end of the row), with
+        whatever rests on them. The objects reached from both pads through object contacts."""
         pads = list(self.pad_contacts().values())
-        return pads[0] & pads[1] if len(pads) == 2 else set()
+        if len(pads) != 2:
+            return set()
+        touching = self.object_contacts()
+        return _linked(pads[0], touching) & _linked(pads[1], touching)
+
+    def object_contacts(self) -> dict[int, set[int]]:
+        """Object ids each object touches (objects only: no table, bin or gripper)."""
+        out: dict[int, set[int]] = {}
+        n = self.d.ncon
+        obj = self.scene.geom_object
+        for a, b in self.d.contact.geom[:n]:
+            oa, ob = int(obj[a]), int(obj[b])
+            if oa and ob and oa != ob:
+                out.setdefault(oa, set()).add(ob)
+                out.setdefault(ob, set()).add(oa)
+        return out
+
+
+def _linked(start: set[int], touching: dict[int, set[int]]) -> set[int]:
+    """``start`` and every object reached from it through ``touching``."""
+    seen, todo = set(start), list(start)
+    while todo:
+        for other in touching.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
 
 
 def _ramp(start: np.ndarray, goal: np.ndarray, speed: float, accel: float, dt: float,
