@@ -39,6 +39,17 @@ class Layer(enum.StrEnum):
     Q_MAP = "Q map"
 
 
+LAYER_HELP = {  # what each layer draws, for the toggles' tooltips
+    Layer.SALIENCY: "VOCUS2 saliency over the workspace: the brighter, the more a spot stands out",
+    Layer.REGIONS: "magenta: regions judged impurities (the first is the target); thin dull rose: salient "
+                   "regions judged product",
+    Layer.CLUSTER: "cyan: the heap searched for a hidden impurity; amber: what the taught look saw "
+                   "unlike the product, where the search pushes",
+    Layer.ACTION: "green: the grasp's finger pads; orange: the push and its direction",
+    Layer.Q_MAP: "the policy's Q values for the chosen primitive (red: best)",
+}
+
+
 @dataclass(frozen=True)
 class GripperShape:
     """What the footprint drawing needs from the recipe's gripper (metres)."""

@@ -46,7 +46,7 @@ from sorter.recipe import Recipe
 from sorter.runlog import BatchRecord, CycleRecord
 from ui.charts import PEN, PicksPerHourSeries, make_plot
 from ui.history import number, percent
-from ui.overlays import GripperShape, Layer, OverlayData, ViewGeometry, render
+from ui.overlays import LAYER_HELP, GripperShape, Layer, OverlayData, ViewGeometry, render
 from ui.session import Builder, RunRequest, RunSession
 from ui.widgets import AlarmBanner, Counter, ImageView, StatePill
 
@@ -188,6 +188,7 @@ class RunView(QWidget):
         self.toggles: dict[Layer, QCheckBox] = {}
         for layer in Layer:
             box = QCheckBox(layer.value)
+            box.setToolTip(LAYER_HELP[layer])
             box.setChecked(layer in self.layers)
             box.toggled.connect(lambda on, lay=layer: self.set_layer(lay, on))
             self.toggles[layer] = box

@@ -149,3 +149,12 @@ def test_a_hardware_recipe_drives_the_real_cell_after_confirmation(window, qtbot
     assert view.state.state == "idle" and session.error in view.note.text()
     with RunLog(db_path) as log:
         assert log.runs() == []
+
+
+def test_every_overlay_toggle_says_what_its_layer_draws(window) -> None:
+    """Operators read the overlay colours from the toggles' tooltips; the cluster layer names the amber
+    sighting a heap search pushes around."""
+    toggles = window.run_view.toggles
+    assert set(toggles) == set(Layer)
+    assert all(len(box.toolTip()) > 20 for box in toggles.values())
+    assert "amber" in toggles[Layer.CLUSTER].toolTip()
