@@ -26,6 +26,7 @@ JAW_TIMEOUT = 0.6  # s of physics allowed for the jaws to open or close
 JAW_MIN_TIME = 0.03  # s before the jaws may count as stopped
 YAW_PATH = 0.05  # m of servo path per radian when the wrist mainly turns
 HOLD_SETTLE = 0.06  # s of physics after a move for the servos to settle
+PRESS_ANGLE = math.radians(60)  # contacts pressing within this of the jaw axis carry the squeeze
 
 
 class GripperRig:
@@ -139,24 +140,40 @@ class GripperRig:
 
     def held_objects(self) -> set[int]:
         """Objects squeezed between the pads: one touching both, or a row of them pinched as one (a
-        lump, the slate beside it, another lump: each pad touches only its end of the row), with
-        whatever rests on them. The objects reached from both pads through object contacts."""
+        lump, the slate beside it, another lump: each pad touches only its end of the row). The objects
+        reached from both pads through contacts that press along the jaw axis; an item merely riding
+        on top of the held ones (pressing down, not along) is carried but not held."""
         pads = list(self.pad_contacts().values())
         if len(pads) != 2:
             return set()
-        touching = self.object_contacts()
-        return _linked(pads[0], touching) & _linked(pads[1], touching)
+        pressing = self.object_contacts(along=self.jaw_axis())
+        return _linked(pads[0], pressing) & _linked(pads[1], pressing)
 
-    def object_contacts(self) -> dict[int, set[int]]:
-        """Object ids each object touches (objects only: no table, bin or gripper)."""
+    def jaw_axis(self) -> np.ndarray:
+        """Unit vector from one pad to the other (world frame)."""
+        a, b = (self.d.geom_xpos[g] for g in sorted(self.scene.finger_geoms))
+        axis = np.asarray(b - a, float)
+        norm = float(np.linalg.norm(axis))
+        if norm < 1e-6:  # jaws shut: the carriage's yaw gives the closing direction
+            yaw = float(self.pose[3])
+            return np.array([math.cos(yaw), math.sin(yaw), 0.0])
+        return axis / norm
+
+    def object_contacts(self, along: np.ndarray | None = None) -> dict[int, set[int]]:
+        """Object ids each object touches (objects only: no table, bin or gripper); with ``along``,
+        only contacts whose normal lies within ``PRESS_ANGLE`` of that direction."""
         out: dict[int, set[int]] = {}
         n = self.d.ncon
         obj = self.scene.geom_object
-        for a, b in self.d.contact.geom[:n]:
+        normals = self.d.contact.frame[:n, :3]
+        for (a, b), normal in zip(self.d.contact.geom[:n], normals, strict=True):
             oa, ob = int(obj[a]), int(obj[b])
-            if oa and ob and oa != ob:
-                out.setdefault(oa, set()).add(ob)
-                out.setdefault(ob, set()).add(oa)
+            if not (oa and ob and oa != ob):
+                continue
+            if along is not None and abs(float(normal @ along)) < math.cos(PRESS_ANGLE):
+                continue
+            out.setdefault(oa, set()).add(ob)
+            out.setdefault(ob, set()).add(oa)
         return out
 
 
