@@ -154,6 +154,10 @@ class SaliencySpec(_Strict):
     # a peak standing out this many times the mean saliency is an impurity whatever its feature contrast
     # (a sliver of a half-hidden impurity has a strong peak but little centre-surround contrast); None: off
     clear_peak_ratio: Positive | None = None
+    # the least feature contrast (opponent-colour units) of an impurity region; None: the saliency
+    # method's own floor (VOCUS2 0.048, set across the shipped products). Lower it for an impurity that
+    # differs little from the product (grey stones on white caps), above what clean product reaches
+    min_feature_contrast: Annotated[float, Field(gt=0, le=1)] | None = None
     max_regions: Annotated[int, Field(ge=1, le=20)] = 5
 
 

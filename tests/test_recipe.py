@@ -70,6 +70,15 @@ def test_a_pad_margin_wider_than_a_centimetre_is_refused_at_its_line() -> None:
     assert "0.01" in issue.message
 
 
+def test_a_feature_contrast_floor_outside_zero_to_one_is_refused_at_its_line() -> None:
+    mushrooms = next(p for p in RECIPES if p.name == "mushrooms-stones.yaml")
+    assert load_recipe(mushrooms).perception.saliency.min_feature_contrast == 0.045
+    assert load_recipe(TOY).perception.saliency.min_feature_contrast is None, "the method's own floor"
+    text = mushrooms.read_text().replace("min_feature_contrast: 0.045", "min_feature_contrast: 0")
+    issue = _only_issue(text, "perception.saliency.min_feature_contrast", "min_feature_contrast: 0")
+    assert "greater than 0" in issue.message
+
+
 def test_a_policy_kind_this_release_cannot_run_is_refused_at_its_line() -> None:
     text = TOY.read_text().replace("kind: tcdd", "kind: opg")
     issue = _only_issue(text, "policy.kind", "kind: opg")

@@ -257,7 +257,7 @@ class Attender:
         if taught:
             return self._taught_verdict(r)
         ok_ratio = r.contrast >= sal_spec.min_peak_ratio
-        floor = self.method.min_raw_contrast
+        floor = self._feature_floor()
         ok_raw = r.raw_peak >= floor
         why = (f"contrast {r.contrast:.1f}x {'>=' if ok_ratio else '<'} {sal_spec.min_peak_ratio:.1f}x, "
                f"feature contrast {r.raw_peak:.3f} {'>=' if ok_raw else '<'} {floor:.3f}")
@@ -268,9 +268,16 @@ class Attender:
                                   f"contrast {r.raw_peak:.3f} < {floor:.3f}")
         return replace(r, accepted=ok_ratio and ok_raw, score=r.saliency, reason=why)
 
+    def _feature_floor(self) -> float:
+        """The least feature contrast of an impurity: the recipe's, else the method's own (a method
+        whose maps have no unit has none, whatever the recipe says)."""
+        own = self.method.min_raw_contrast
+        wanted = self.spec.saliency.min_feature_contrast
+        return own if wanted is None or own == 0 else wanted
+
     def _taught_verdict(self, r: Region) -> Region:
         """Unlike the product, and either clearly so or also standing out in saliency."""
-        app, floor = self.spec.appearance, self.method.min_raw_contrast
+        app, floor = self.spec.appearance, self._feature_floor()
         nov = -math.inf if r.novelty is None else r.novelty
         score = (1 - app.weight) * r.saliency + app.weight * _sigmoid(nov)
         if nov < app.threshold:

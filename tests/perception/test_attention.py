@@ -167,6 +167,21 @@ def test_a_clear_peak_is_an_impurity_only_where_the_recipe_allows_it():
     assert not clear._verdict(replace(sliver, area_m2=1e-4), taught=False).accepted, "still needs its area"
 
 
+def test_the_recipe_may_lower_the_feature_contrast_an_impurity_needs():
+    """A low-contrast impurity (a grey stone on pale caps: feature contrast 0.046) passes only where the
+    recipe lowers ``saliency.min_feature_contrast`` below it; the reason names the floor used."""
+    stone = Region(mask=np.ones((8, 8), bool), peak=(4, 4), score=0.0, area_m2=3e-4, contrast=3.0,
+                   raw_peak=0.046)
+    default = Attender(RECIPE)._verdict(stone, taught=False)
+    assert not default.accepted and "0.046 < 0.048" in default.reason
+    sal = RECIPE.perception.saliency.model_copy(update={"min_feature_contrast": 0.045})
+    lowered = Attender(RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(
+        update={"saliency": sal})}))
+    verdict = lowered._verdict(stone, taught=False)
+    assert verdict.accepted and "0.046 >= 0.045" in verdict.reason
+    assert not lowered._verdict(replace(stone, raw_peak=0.044), taught=False).accepted
+
+
 def _variant(recipe, deaf: bool = False, use: str = "guard"):
     """``recipe`` with the taught model in ``use``; ``deaf`` makes saliency accept nothing (it misses
     what the guard is for: a sliver too small for its contrast tests)."""
