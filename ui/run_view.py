@@ -107,7 +107,7 @@ def overlay_from_frame(ev: FrameOverlay, recipe: Recipe, view: ViewGeometry | No
                        [r.mask for r in regions if getattr(r, "accepted", True)],
                        [r.mask for r in regions if not getattr(r, "accepted", True)],
                        getattr(ev.cluster, "mask", None), ev.action, ev.q_map,
-                       getattr(ev, "sighting", None))
+                       ev.sighting)
 
 
 class RunView(QWidget):

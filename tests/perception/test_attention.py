@@ -158,9 +158,7 @@ def test_a_clear_peak_is_an_impurity_only_where_the_recipe_allows_it():
     sliver = Region(mask=np.ones((8, 8), bool), peak=(4, 4), score=0.0, area_m2=3e-4, contrast=7.0,
                     raw_peak=0.03)
     assert not Attender(RECIPE)._verdict(sliver, taught=False).accepted, "off by default"
-    sal = RECIPE.perception.saliency.model_copy(update={"clear_peak_ratio": 6.0})
-    clear = Attender(RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(
-        update={"saliency": sal})}))
+    clear = _with_saliency(clear_peak_ratio=6.0)
     verdict = clear._verdict(sliver, taught=False)
     assert verdict.accepted and "clear peak" in verdict.reason
     assert not clear._verdict(replace(sliver, contrast=5.0), taught=False).accepted
@@ -174,12 +172,17 @@ def test_the_recipe_may_lower_the_feature_contrast_an_impurity_needs():
                    raw_peak=0.046)
     default = Attender(RECIPE)._verdict(stone, taught=False)
     assert not default.accepted and "0.046 < 0.048" in default.reason
-    sal = RECIPE.perception.saliency.model_copy(update={"min_feature_contrast": 0.045})
-    lowered = Attender(RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(
-        update={"saliency": sal})}))
+    lowered = _with_saliency(min_feature_contrast=0.045)
     verdict = lowered._verdict(stone, taught=False)
     assert verdict.accepted and "0.046 >= 0.045" in verdict.reason
     assert not lowered._verdict(replace(stone, raw_peak=0.044), taught=False).accepted
+
+
+def _with_saliency(**update) -> Attender:
+    """An attender on toy-blocks with its saliency settings changed by ``update``."""
+    sal = RECIPE.perception.saliency.model_copy(update=update)
+    return Attender(RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(
+        update={"saliency": sal})}))
 
 
 def _variant(recipe, deaf: bool = False, use: str = "guard"):

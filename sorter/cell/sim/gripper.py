@@ -146,7 +146,7 @@ class GripperRig:
         pads = list(self.pad_contacts().values())
         if len(pads) != 2:
             return set()
-        pressing = self.object_contacts(along=self.jaw_axis())
+        pressing = self.pressing_contacts(self.jaw_axis())
         return _linked(pads[0], pressing) & _linked(pads[1], pressing)
 
     def jaw_axis(self) -> np.ndarray:
@@ -159,9 +159,9 @@ class GripperRig:
             return np.array([math.cos(yaw), math.sin(yaw), 0.0])
         return axis / norm
 
-    def object_contacts(self, along: np.ndarray | None = None) -> dict[int, set[int]]:
-        """Object ids each object touches (objects only: no table, bin or gripper); with ``along``,
-        only contacts whose normal lies within ``PRESS_ANGLE`` of that direction."""
+    def pressing_contacts(self, along: np.ndarray) -> dict[int, set[int]]:
+        """Object ids each object touches (objects only: no table, bin or gripper) through a contact
+        whose normal lies within ``PRESS_ANGLE`` of ``along``."""
         out: dict[int, set[int]] = {}
         n = self.d.ncon
         obj = self.scene.geom_object
@@ -170,7 +170,7 @@ class GripperRig:
             oa, ob = int(obj[a]), int(obj[b])
             if not (oa and ob and oa != ob):
                 continue
-            if along is not None and abs(float(normal @ along)) < math.cos(PRESS_ANGLE):
+            if abs(float(normal @ along)) < math.cos(PRESS_ANGLE):
                 continue
             out.setdefault(oa, set()).add(ob)
             out.setdefault(ob, set()).add(oa)
