@@ -261,21 +261,3 @@ def test_a_guard_points_a_cluster_search_at_what_looks_unlike_the_product(taught
         same = blind.attend(_heap_scene(seed, sliver=False))
         assert quiet.mode == "cluster" and quiet.sighting is None
         assert quiet.crop == same.crop and quiet.reason == same.reason
-
-
-def test_a_guard_targets_what_unlike_the_product_the_workspace_edge_cuts(taught):
-    """An item lying across the workspace border shows only its inside part, which pushes cannot
-    uncover: a yellow strip reaching the grid's last column becomes the target; the same strip 2 cm
-    inside stays a search around a sighting."""
-    guard = Attender(_variant(RECIPE, deaf=True), taught.appearance)
-    rows, n = slice(116, 124), RECIPE.workspace.cells
-    for seed in (3, 5):
-        rng = np.random.default_rng(seed)
-        heap = item_grid(rng, {}) + [(92, n - 54, 60, 54, 0.06, PRODUCT_RGB)]
-        cut = guard.attend(heightmaps_of(heap + [(116, n - 6, 8, 6, 0.061, YELLOW)], rng, texture=6.0))
-        assert cut.mode == "target" and "cut by the workspace edge" in cut.reason, cut.reason
-        assert cut.target_mask[rows, n - 6:].mean() > 0.5 and cut.target_mask.sum() < 0.1 * 60 * 54
-        assert cut.sighting is None
-        inside = guard.attend(heightmaps_of(heap + [(116, n - 16, 8, 6, 0.061, YELLOW)], rng, texture=6.0))
-        assert inside.mode == "cluster" and inside.sighting is not None, inside.reason
-        assert inside.sighting[rows, n - 16:n - 10].mean() > 0.5
