@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,9 @@ WEIGHT_DECAY = 2e-5  # paper 2, section 6.2
 LEARNING_RATE = 1e-3  # tuned here (paper 2 used 1e-5 with pretrained DenseNet towers)
 GRASP_DEPTH = 0.03  # m below the local top where the fingertips stop: pads cover a whole item's side
 PUSH_HEIGHT = 0.01  # m above the table for a push starting in free space: below every item's centre
+STRIP_DEPTH = 0.02  # m below the highest point of its stroke where a push at a sighting runs (see strip)
 LOCAL_RADIUS = 2  # cells; the top under the tool is the maximum within this radius
+STRIP_RADIUS = 3  # cells either side of a push stroke that its closed fingers sweep (see strip)
 OCCUPIED = 0.005  # m; a cell this high holds an object (exploration samples grasps there)
 REPEAT_RADIUS = 3  # cells (6 mm): a retry this close, at a neighbouring rotation, is the same action
 GRASP_CONFIDENCE = 0.5  # greedy choice grasps once the grasp head predicts at least this (see greedy_index)
@@ -170,6 +172,26 @@ def to_action(kind: int, rotation: int, row: int, col: int, heightmaps, envelope
     floor = envelope.z_min - g.table_z
     z = max(top - GRASP_DEPTH, floor) if kind == GRASP else max(top, PUSH_HEIGHT)
     return Action(KINDS[kind], float(x), float(y), float(g.table_z + z), rotation_angle(rotation))
+
+
+def strip(push: Action, heightmaps, length: float, depth: float = STRIP_DEPTH) -> Action:
+    """``push`` with its fingertips ``depth`` below the highest point along its stroke (never lower).
+
+    Used where a guard sighted an impurity under a heap (``Attention.sighting``): what hides such an
+    impurity most often lies on it, and a push at the table shoves the pile along with that item riding
+    on top (a brick lying squarely on the block travelled with it through a whole 30-action search); a
+    push at the height of the top layer strips it off. On toy-blocks' invisible scenes (even seeds 2 to
+    120, ``ours``) it saved 13 of 260 actions (10 runs shorter, 2 longer) and missed 7 grasps instead of
+    9; 1.5 cm gave the same, 2.5 cm no gain.
+    """
+    g = heightmaps.grid
+    height = np.nan_to_num(np.asarray(heightmaps.height, np.float32), nan=0.0)
+    along = np.linspace(0.0, length, int(round(length / g.cell_size)) + 1)
+    rows, cols = g.cell_of(push.x + along * math.cos(push.angle), push.y + along * math.sin(push.angle))
+    inside = (rows >= 0) & (rows < g.cells) & (cols >= 0) & (cols < g.cells)
+    cells = zip(rows[inside], cols[inside], strict=True)
+    peak = max((local_top(height, int(r), int(c), STRIP_RADIUS) for r, c in cells), default=0.0)
+    return replace(push, z=max(push.z, g.table_z + peak - depth))
 
 
 @dataclass
@@ -326,6 +348,8 @@ class PushGraspAgent(Policy):
         kind, rot, i, j = idx
         row, col = obs.region.row0 + i, obs.region.col0 + j
         action = to_action(kind, rot, row, col, heightmaps, self.envelope)
+        if kind == PUSH and attention is not None and attention.sighting is not None:
+            action = strip(action, heightmaps, self.envelope.push_length)
         best = np.where(ok, q, -np.inf).reshape(2, -1).max(axis=1)
         return Decision(action, float(best[PUSH]), float(best[GRASP]), (rot, row, col),
                         self._display_map(q[kind], ok[kind], obs.region))

@@ -184,3 +184,33 @@ def test_a_cluster_search_with_a_sighting_feeds_the_sighting_as_the_mask():
     agent = PushGraspAgent(QNetwork(), METHODS["ours"], ENVELOPE)
     obs = agent.observe(sighted, _clutter(np.random.default_rng(0)))
     assert not agent.allowed(obs, sighted)[GRASP].any(), "a search never grasps"
+
+
+def test_a_push_at_a_sighting_strips_the_top_layer_and_other_pushes_run_at_the_table():
+    """With a sighting the chosen push runs at ``strip``'s height; a search without one, at the push
+    height ``to_action`` gives."""
+    from dataclasses import replace
+
+    from sorter.perception.attention import Attention, crop_around
+    from sorter.policy.agent import PUSH, strip, to_action
+
+    crop = crop_around((100.0, 100.0), GRID.cells)
+    all_one = np.zeros((GRID.cells, GRID.cells), bool)
+    all_one[crop.slices] = True
+    sighting = np.zeros_like(all_one)
+    sighting[96:104, 110:116] = True
+    search = Attention("cluster", "test", all_one, (100, 100), (0.6, 0.0), crop, [], None,
+                       np.zeros(all_one.shape, np.float32))
+    raised = 0
+    for seed in range(4):
+        torch.manual_seed(seed)
+        agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
+        hm = _clutter(np.random.default_rng(seed))
+        for att in (search, replace(search, sighting=sighting)):
+            d = agent.decide(att, hm, np.random.default_rng(seed))
+            assert d.kind is ActionKind.PUSH
+            plain = to_action(PUSH, *d.pixel, hm, ENVELOPE)
+            want = plain if att.sighting is None else strip(plain, hm, ENVELOPE.push_length)
+            assert d.action == want
+            raised += d.action.z > plain.z
+    assert raised >= 2, "in clutter 2 to 6 cm high most stripping pushes run above the table"
