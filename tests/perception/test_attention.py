@@ -93,13 +93,11 @@ def test_a_small_stack_beside_a_wide_layer_is_looked_under_only_when_the_recipe_
     stack = [(170, 170, 24, 24, 0.03, PRODUCT_RGB), (172, 172, 20, 20, 0.055, PRODUCT_RGB)]
     hm = heightmaps_of(layer + stack, np.random.default_rng(4), texture=4)
     occ = RECIPE.perception.occlusion
-
-    def searching(where: str):
-        return RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(
-            update={"occlusion": occ.model_copy(update={"search": where})})})
-
-    assert Attender(searching("largest")).attend(hm).mode == "clean"
-    att = Attender(searching("any")).attend(hm)
+    assert occ.search == "largest"
+    assert Attender(RECIPE).attend(hm).mode == "clean"
+    anywhere = RECIPE.model_copy(update={"perception": RECIPE.perception.model_copy(
+        update={"occlusion": occ.model_copy(update={"search": "any"})})})
+    att = Attender(anywhere).attend(hm)
     assert att.mode == "cluster", att.reason
     assert att.crop.contains(182, 182) and att.cluster.max_height >= 0.05
 

@@ -16,7 +16,7 @@ def _recipe_copy(tmp_path: Path, model: str | None = None) -> Path:
     text = TOY.read_text()
     assert shipped in text
     path = tmp_path / "toy-blocks.yaml"
-    path.write_text(text.replace(shipped, f"appearance: {{model: {model}}}" if model else "appearance: {}"))
+    path.write_text(text.replace(shipped, f"appearance: {{model: {model}}}" if model else "{}"))
     return path
 
 
