@@ -185,7 +185,7 @@ def strip(push: Action, heightmaps, length: float, depth: float = STRIP_DEPTH) -
     declared clean with the block still hidden), 8 runs shorter and 2 longer, with 7 grasps missed
     against 9. Measured with ``occlusion.search: any``: 1.5 cm saved as much as 2 cm, 2.5 cm nothing;
     stripping every search push, also without a sighting, cost 13 actions; stripping target-mode pushes
-    too lost grasps (pushes that should part items lying side by side passed over them).
+    too fell to efficiency 0.21 and grasp success 0.77 over the first 44 runs (0.24 and 0.90 without).
     """
     g = heightmaps.grid
     height = np.nan_to_num(np.asarray(heightmaps.height, np.float32), nan=0.0)
