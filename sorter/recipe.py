@@ -214,6 +214,11 @@ class PolicySpec(_Strict):
     # outline the camera sees from above (irregular lumps), a pad planned just beside it stops on it on
     # the way down; one 2 mm cell is enough for coal lumps
     pad_margin: Annotated[float, Field(ge=0, le=0.01)] = 0.0
+    # how learned policies push while searching a heap that may hide an impurity: at the table, as paper
+    # 2 does, or stripping the heap's top layer (fingertips 2 cm below the highest point along the
+    # stroke), where items lying on a flat impurity ride along with it under a push at the table (slate
+    # under coal lumps). A push at a taught model's sighting strips either way
+    search_push: Literal["table", "strip"] = "table"
 
     @model_validator(mode="after")
     def _learned_needs_model(self) -> PolicySpec:

@@ -198,3 +198,12 @@ def test_lump_on_a_shape_that_is_not_a_mesh_is_refused() -> None:
     (issue,) = _issues(text)
     assert issue.field == "sim.items[2]"
     assert "'lump' applies to shape 'mesh' only" in issue.message
+
+
+def test_search_push_is_table_or_strip_and_a_wrong_value_is_refused_at_its_line() -> None:
+    coal = next(p for p in RECIPES if p.name == "coal-slate.yaml")
+    assert load_recipe(coal).policy.search_push == "strip"
+    assert load_recipe(TOY).policy.search_push == "table", "paper 2's push at the table by default"
+    text = coal.read_text().replace("search_push: strip", "search_push: skim")
+    issue = _only_issue(text, "policy.search_push", "search_push: skim")
+    assert "table" in issue.message and "strip" in issue.message

@@ -188,7 +188,8 @@ def test_a_cluster_search_with_a_sighting_feeds_the_sighting_as_the_mask():
 
 def test_a_push_at_a_sighting_strips_the_top_layer_and_other_pushes_run_at_the_table():
     """With a sighting the chosen push runs at ``strip``'s height; a search without one, at the push
-    height ``to_action`` gives."""
+    height ``to_action`` gives, unless the recipe strips every search (``policy.search_push: strip``).
+    Target-mode pushes never strip."""
     from dataclasses import replace
 
     from sorter.perception.attention import Attention, crop_around
@@ -201,16 +202,20 @@ def test_a_push_at_a_sighting_strips_the_top_layer_and_other_pushes_run_at_the_t
     sighting[96:104, 110:116] = True
     search = Attention("cluster", "test", all_one, (100, 100), (0.6, 0.0), crop, [], None,
                        np.zeros(all_one.shape, np.float32))
+    target = replace(search, mode="target", target_mask=sighting)
     raised = 0
     for seed in range(4):
-        torch.manual_seed(seed)
-        agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
         hm = _clutter(np.random.default_rng(seed))
-        for att in (search, replace(search, sighting=sighting)):
-            d = agent.decide(att, hm, np.random.default_rng(seed))
-            assert d.kind is ActionKind.PUSH
-            plain = to_action(PUSH, *d.pixel, hm, ENVELOPE)
-            want = plain if att.sighting is None else strip(plain, hm, ENVELOPE.push_length)
-            assert d.action == want
-            raised += d.action.z > plain.z
-    assert raised >= 2, "in clutter 2 to 6 cm high most stripping pushes run above the table"
+        for strips_all in (False, True):
+            torch.manual_seed(seed)
+            agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE, grasp_confidence=None,
+                                   strip_searches=strips_all)
+            for att in (search, replace(search, sighting=sighting), target):
+                d = agent.decide(att, hm, np.random.default_rng(seed))
+                if d.kind is not ActionKind.PUSH:
+                    continue
+                plain = to_action(PUSH, *d.pixel, hm, ENVELOPE)
+                stripped = att.mode == "cluster" and (att.sighting is not None or strips_all)
+                assert d.action == (strip(plain, hm, ENVELOPE.push_length) if stripped else plain)
+                raised += d.action.z > plain.z
+    assert raised >= 4, "in clutter 2 to 6 cm high most stripping pushes run above the table"
