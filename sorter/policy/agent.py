@@ -190,7 +190,7 @@ def strip(push: Action, heightmaps, length: float, depth: float = STRIP_DEPTH) -
     Recipes may strip every heap search (``policy.search_push: strip``). Invisible scenes, even seeds 2
     to 60, ``ours`` with the products' model, every search push stripped against none: coal-slate 30 of
     30 slates in 110 actions against 27 in 128 (grasps 30 of 33 against 27 of 44; shipped), potatoes 27
-    in 123 against 26 in 128, mushrooms 28 in 149 against 28 in 125 (caps rolled off the top instead).
+    in 123 against 26 in 128, mushrooms 28 in 149 against 28 in 125.
     """
     g = heightmaps.grid
     height = np.nan_to_num(np.asarray(heightmaps.height, np.float32), nan=0.0)
