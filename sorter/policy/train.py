@@ -325,6 +325,7 @@ class Trainer:
             seed = 2 * int(self.rng.integers(0, 2**30))
             self.product = self.products[int(self.rng.integers(len(self.products)))]
             self.agent.exploration = replace(self.agent.exploration, prior=self.product.prior)
+            self.agent.strip_searches = self.recipe.policy.search_push == "strip"  # as it will run
             try:
                 self.cell.reset(scenario, seed)
             except SceneError:

@@ -97,3 +97,15 @@ def test_search_pushes_earn_the_uncovering_reward_only_when_asked(tmp_path, monk
     assert searching and max(searching) == 0.5
     assert all(float(r["reward"]) == 0.0 for r in runs["occlusion"] if r["mode"] != "cluster")
     assert all(float(r["reward"]) == 0.0 for r in runs["tcdd"])
+
+
+def test_each_episode_pushes_in_heap_searches_as_its_recipe_says(tmp_path):
+    """A general model's episodes draw their product; the agent strips heap searches exactly in the
+    episodes of a recipe with ``policy.search_push: strip`` (coal-slate), as it will when it runs."""
+    coal = load_recipe("recipes/coal-slate.yaml")
+    trainer = Trainer([RECIPE, coal], TINY, tmp_path)
+    seen = set()
+    for _ in range(12):
+        trainer._new_episode()
+        seen.add((trainer.recipe.product.name, trainer.agent.strip_searches))
+    assert seen == {(RECIPE.product.name, False), (coal.product.name, True)}
