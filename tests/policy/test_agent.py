@@ -157,14 +157,10 @@ def test_labels_use_the_target_network_at_the_stored_greedy_action():
     assert labels[0] == pytest.approx(0.5 + 0.5 * q[ok].max(), abs=1e-4)
 
 
-def test_a_cluster_search_with_a_sighting_feeds_the_sighting_as_the_mask():
-    """Where a guard saw something unlike the product, the policy is shown that area as its mask (it
-    pushes around it as around a target) and still may not grasp; without occluded-region inference
-    (no-oi) and without a sighting the crop keeps Algorithm 1's all-one mask."""
-    from dataclasses import replace
-
+def _search_and_sighting():
+    """A cluster search around cell (100, 100) with Algorithm 1's all-one mask over its crop, and a
+    sighting (a small area a guard saw unlike the product) inside the crop."""
     from sorter.perception.attention import Attention, crop_around
-    from sorter.policy.agent import region_and_mask
 
     crop = crop_around((100.0, 100.0), GRID.cells)
     all_one = np.zeros((GRID.cells, GRID.cells), bool)
@@ -173,6 +169,18 @@ def test_a_cluster_search_with_a_sighting_feeds_the_sighting_as_the_mask():
     sighting[96:104, 110:116] = True
     search = Attention("cluster", "test", all_one, (100, 100), (0.6, 0.0), crop, [], None,
                        np.zeros(all_one.shape, np.float32))
+    return search, sighting
+
+
+def test_a_cluster_search_with_a_sighting_feeds_the_sighting_as_the_mask():
+    """Where a guard saw something unlike the product, the policy is shown that area as its mask (it
+    pushes around it as around a target) and still may not grasp; without occluded-region inference
+    (no-oi) and without a sighting the crop keeps Algorithm 1's all-one mask."""
+    from dataclasses import replace
+
+    from sorter.policy.agent import region_and_mask
+
+    search, sighting = _search_and_sighting()
     sighted = replace(search, sighting=sighting)
     _, mask = region_and_mask(METHODS["ours"], sighted, GRID)
     assert np.array_equal(mask, sighting)
@@ -192,16 +200,9 @@ def test_a_push_at_a_sighting_strips_the_top_layer_and_other_pushes_run_at_the_t
     Target-mode pushes never strip."""
     from dataclasses import replace
 
-    from sorter.perception.attention import Attention, crop_around
     from sorter.policy.agent import PUSH, strip, to_action
 
-    crop = crop_around((100.0, 100.0), GRID.cells)
-    all_one = np.zeros((GRID.cells, GRID.cells), bool)
-    all_one[crop.slices] = True
-    sighting = np.zeros_like(all_one)
-    sighting[96:104, 110:116] = True
-    search = Attention("cluster", "test", all_one, (100, 100), (0.6, 0.0), crop, [], None,
-                       np.zeros(all_one.shape, np.float32))
+    search, sighting = _search_and_sighting()
     target = replace(search, mode="target", target_mask=sighting)
     raised = 0
     for seed in range(4):
