@@ -180,17 +180,10 @@ def strip(push: Action, heightmaps, length: float, depth: float = STRIP_DEPTH) -
     Used where a guard sighted an impurity under a heap (``Attention.sighting``): what hides such an
     impurity most often lies on it, and a push at the table shoves the pile along with that item riding
     on top (a brick lying squarely on the block travelled with it through a whole 30-action search); a
-    push at the height of the top layer strips it off. On toy-blocks' invisible scenes (even seeds 2 to
-    120, ``ours``) 59 runs of 60 binned the block in 244 actions, against 58 in 252 (one batch was
-    declared clean with the block still hidden), 8 runs shorter and 2 longer, with 7 grasps missed
-    against 9. Measured with ``occlusion.search: any``: 1.5 cm saved as much as 2 cm, 2.5 cm nothing;
-    stripping every search push, also without a sighting, cost 13 actions; stripping target-mode pushes
-    too fell to efficiency 0.21 and grasp success 0.77 over the first 44 runs (0.24 and 0.90 without).
-
-    Recipes may strip every heap search (``policy.search_push: strip``). Invisible scenes, even seeds 2
-    to 60, ``ours`` with the products' model, every search push stripped against none: coal-slate 30 of
-    30 slates in 110 actions against 27 in 128 (grasps 30 of 33 against 27 of 44; shipped), potatoes 27
-    in 123 against 26 in 128, mushrooms 28 in 149 against 28 in 125.
+    push at the height of the top layer strips it off. Recipes may strip every heap search
+    (``policy.search_push: strip``), where items lying on a flat impurity ride along with it (coal). The
+    depth, and where stripping pays (at sightings; every search on coal-slate, not on mushrooms,
+    potatoes or toy-blocks; never in target mode), were measured on training seeds (issue #4's notes).
     """
     g = heightmaps.grid
     height = np.nan_to_num(np.asarray(heightmaps.height, np.float32), nan=0.0)
