@@ -41,6 +41,7 @@ from sorter.geometry import N_ROTATIONS, WorkspaceGrid, rotation_angle
 PAD_CLEARANCE = 0.004  # m; a pad may land on something at most this much above the fingertips
 FREE_HEIGHT = 0.008  # m; lower than this counts as free table for the closed fingers to descend on
 COVER_CLEARANCE = 0.005  # m; between the jaws nothing but the target may stand higher than its top + this
+COVER_REACH = 0.02  # m around the target that its cover is looked for (half the narrow side of a brick)
 TARGET_GROWTH = 0.01  # m; the salient mask may miss the target rim, which must not count as a neighbour
 TOP_STEP = 0.015  # m; the top under the tool may stand this much above the target's median height
 PUSH_EDGE_MARGIN = 0.03  # m; a push stroke ends at least this far inside the workspace
@@ -142,6 +143,19 @@ def grasp_uncovered(height: np.ndarray, target: np.ndarray, gripper: GripperFoot
         span = span_kernel(gripper, grid.cell_size, rotation_angle(k))
         out[k] = out[k + half] = dilate(others, span) <= limit
     return out
+
+
+def cover_cells(height: np.ndarray, target: np.ndarray, grid: WorkspaceGrid,
+                reach: float = COVER_REACH) -> np.ndarray:
+    """``(H, W)`` bool: the target's cover: cells off the ``target`` within ``reach`` of it that stand
+    ``COVER_CLEARANCE`` above its median height (an item lying on a half-hidden target, or leaning over
+    its rim). Empty when the target lies free among neighbours no taller than itself."""
+    target = np.asarray(target, bool)
+    if not target.any():
+        return np.zeros(target.shape, bool)
+    limit = float(np.median(height[target])) + COVER_CLEARANCE
+    near = cv2.dilate(target.astype(np.uint8), disc_kernel(reach, grid.cell_size)).astype(bool)
+    return near & ~target & (np.nan_to_num(np.asarray(height, np.float32)) > limit)
 
 
 def grasp_at_target_level(top: np.ndarray, height: np.ndarray, target: np.ndarray) -> np.ndarray:

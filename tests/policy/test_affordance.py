@@ -290,3 +290,50 @@ def test_the_cover_check_can_be_turned_off_per_recipe():
     assert agent.afford(full, region, hm, attention)[GRASP, 0, i, j]
     coal = load_recipe("recipes/coal-slate.yaml")
     assert not coal.policy.cover_check and RECIPE.policy.cover_check
+
+
+def test_the_cover_is_what_stands_over_the_target_at_its_rim():
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.015)  # a lying target brick
+    height[100:125, 116:135] = 0.035  # an item lying across its right half
+    _block(height, 112, 80, 6, 0.04)  # a taller item 3 cm off its left rim: not on it
+    _block(height, 140, 112, 5, 0.015)  # a neighbour no taller than the target: not a cover
+    target = (height > 0.01) & (height < 0.02)
+    target[130:, :] = False
+    cover = affordance.cover_cells(height, target, GRID)
+    assert cover[112, 118] and cover[112, 125]  # on the target and just beyond its rim
+    assert not cover[112, 134]  # the item's far end, 2.2 cm from the target
+    assert not cover[112, 80] and not cover[140, 112] and not cover[target].any()
+    free = np.zeros_like(height)
+    _block(free, 112, 112, 7, 0.015)
+    _block(free, 112, 130, 6, 0.015)
+    assert not affordance.cover_cells(free, free > 0.01, GRID).any()
+    assert not affordance.cover_cells(height, np.zeros_like(target), GRID).any()
+
+
+def test_the_agent_pushes_what_covers_a_half_hidden_target_before_its_other_neighbours():
+    """A target half under an item admits no grasp; spreading its other neighbours raises TCDD but never
+    frees it, so while a stroke can reach the cover only such strokes are offered."""
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.015)
+    height[100:125, 116:135] = 0.035  # the cover, over the target's right half
+    _block(height, 112, 80, 6, 0.03)  # another neighbour, 3 cm off its left rim
+    target = np.zeros_like(height, bool)
+    target[105:120, 105:116] = True  # the visible half
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+    attention = type("Attention", (), {"mode": "target", "target_mask": target, "cluster": None})()
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
+    region = Region.around(112, 112, 112)
+    ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, hm, attention)
+    cover = affordance.cover_cells(height, target, GRID)
+    meets = affordance.push_meets(cover, GRIPPER, GRID, ENVELOPE.push_length)
+    crop = meets[:, region.row0:region.row0 + 112, region.col0:region.col0 + 112]
+    assert ok[PUSH].any() and not (ok[PUSH] & ~crop).any()
+    side = (N_ROTATIONS // 4, 70 - region.row0, 80 - region.col0)  # along the rows, into the neighbour
+    assert not ok[PUSH][side]  # it spreads that neighbour and frees nothing
+    uncovered = np.zeros_like(height)
+    uncovered[target] = 0.015
+    _block(uncovered, 112, 80, 6, 0.03)
+    free = Heightmaps(hm.color, uncovered, hm.valid, GRID)
+    ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, free, attention)
+    assert ok[PUSH][side]  # with the cover gone, pushes at the crowding neighbour return
