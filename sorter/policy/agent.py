@@ -319,9 +319,9 @@ class PushGraspAgent(Policy):
         the cluster (``guarded`` holds either); else anything on the table. A stroke that misses them
         cannot uncover or separate the target.
 
-        Why the cover first: a half-covered target admits no grasp (the jaws would close on the cover),
-        and a push that spreads its other neighbours raises TCDD without ever freeing it; traced on
-        toy-blocks, such a target stayed at the same 44 visible cells through seven pushes.
+        Why the cover first: a half-covered target mostly admits no grasp (the jaws would close on the
+        cover), and a push that spreads its other neighbours raises TCDD without ever freeing it; traced
+        on toy-blocks, such a target stayed at the same 44 visible cells through seven pushes.
         """
         gripper, length = self.envelope.gripper, self.envelope.push_length
         focus = guarded
