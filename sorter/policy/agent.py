@@ -320,8 +320,8 @@ class PushGraspAgent(Policy):
         cannot uncover or separate the target.
 
         Why the cover first: a half-covered target mostly admits no grasp (the jaws would close on the
-        cover), and a push that spreads its other neighbours raises TCDD without ever freeing it; traced
-        on toy-blocks, such a target stayed at the same 44 visible cells through seven pushes.
+        cover), and a push that spreads its other neighbours raises TCDD without ever freeing it (traced
+        on a toy-blocks training scene: the block stayed half hidden push after push).
         """
         gripper, length = self.envelope.gripper, self.envelope.push_length
         focus = guarded

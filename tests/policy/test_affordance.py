@@ -312,8 +312,8 @@ def test_the_cover_is_what_stands_over_the_target_at_its_rim():
 
 
 def test_the_agent_pushes_what_covers_a_half_hidden_target_before_its_other_neighbours():
-    """A target half under an item admits no grasp; spreading its other neighbours raises TCDD but never
-    frees it, so while a stroke can reach the cover only such strokes are offered."""
+    """A target half under an item mostly admits no grasp; spreading its other neighbours raises TCDD
+    but never frees it, so while a stroke can reach the cover only such strokes are offered."""
     height = np.zeros((GRID.cells, GRID.cells), np.float32)
     _block(height, 112, 112, 7, 0.015)
     height[100:125, 116:135] = 0.035  # the cover, over the target's right half
