@@ -304,20 +304,20 @@ class PushGraspAgent(Policy):
                 out[PUSH] = spared
         free = _crop(affordance.push_free(height, self.envelope.gripper, self.grid), region)[None]
         kept = np.stack([_crop(k, region) for k in self._kept_in()])
-        meets = self._meets(height, region, guarded, attention)
+        meets = self._meets(height, region, guarded, attention, free)
         for limit in (free & kept & meets, free & meets, free & kept, free):
             if (out[PUSH] & limit).any():
                 out[PUSH] &= limit
                 break
         return out if out.any() else ok
 
-    def _meets(self, height: np.ndarray, region: Region, guarded: np.ndarray | None, attention
-               ) -> np.ndarray:
+    def _meets(self, height: np.ndarray, region: Region, guarded: np.ndarray | None, attention,
+               free: np.ndarray) -> np.ndarray:
         """Pushes whose stroke reaches what a push should move: with a target, what lies on it or stands
-        over it at its rim (``affordance.cover_cells``) when a stroke can reach that, else the objects
-        crowding it (within the gripper opening, as TCDD counts them); with a cluster that may hide one,
-        the cluster (``guarded`` holds either); else anything on the table. A stroke that misses them
-        cannot uncover or separate the target.
+        over it at its rim (``affordance.cover_cells``) when a stroke from a free start of the region
+        (``free``, cropped) can reach that, else the objects crowding it (within the gripper opening, as
+        TCDD counts them); with a cluster that may hide one, the cluster (``guarded`` holds either); else
+        anything on the table. A stroke that misses them cannot uncover or separate the target.
 
         Why the cover first: a half-covered target mostly admits no grasp (the jaws would close on the
         cover), and a push that spreads its other neighbours raises TCDD without ever freeing it (traced
@@ -328,8 +328,9 @@ class PushGraspAgent(Policy):
         if focus is not None and attention.mode == "target":
             cover = affordance.cover_cells(height, focus, self.grid)
             reach = affordance.push_meets(cover, gripper, self.grid, length)
-            if reach.any():
-                return np.stack([_crop(m, region) for m in reach])
+            reach = np.stack([_crop(m, region) for m in reach])
+            if (reach & free).any():  # else the crowding, not free starts that reach nothing in particular
+                return reach
             focus = affordance.crowding(height, focus, gripper.max_opening, self.grid)
         if focus is None or not focus.any():
             focus = height > affordance.FREE_HEIGHT

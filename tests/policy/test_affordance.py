@@ -337,3 +337,30 @@ def test_the_agent_pushes_what_covers_a_half_hidden_target_before_its_other_neig
     free = Heightmaps(hm.color, uncovered, hm.valid, GRID)
     ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, free, attention)
     assert ok[PUSH][side]  # with the cover gone, pushes at the crowding neighbour return
+
+
+def test_a_cover_no_free_push_can_reach_leaves_the_pushes_at_the_crowding():
+    """A target sunk in a heap that fills the whole crop but its corners: the only free push starts are
+    too far off to reach what stands over the target, so the offered pushes must still sweep into its
+    crowding neighbours, not anywhere from those starts (the cover was once tested over the whole grid
+    with any start, which let strokes that move nothing through)."""
+    rows, cols = np.mgrid[:GRID.cells, :GRID.cells]
+    height = np.where(np.hypot(rows - 112, cols - 112) * CELL <= 0.145, 0.03, 0.0).astype(np.float32)
+    target = (np.abs(rows - 112) <= 7) & (np.abs(cols - 112) <= 7)
+    height[target] = 0.015
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+    attention = type("Attention", (), {"mode": "target", "target_mask": target, "cluster": None})()
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE)
+    region = Region.around(112, 112, 112)
+    ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, hm, attention)
+
+    def crop(masks: np.ndarray) -> np.ndarray:
+        return masks[:, region.row0:region.row0 + 112, region.col0:region.col0 + 112]
+
+    cover = crop(affordance.push_meets(affordance.cover_cells(height, target, GRID), GRIPPER, GRID,
+                                       ENVELOPE.push_length))
+    crowd = crop(affordance.push_meets(affordance.crowding(height, target, GRIPPER.max_opening, GRID),
+                                       GRIPPER, GRID, ENVELOPE.push_length))
+    free = crop(affordance.push_free(height, GRIPPER, GRID)[None])
+    assert cover.any() and not (cover & free).any()  # reachable only from starts on the heap
+    assert ok[PUSH].any() and not (ok[PUSH] & ~crowd).any()
