@@ -4,7 +4,9 @@ Issue #2 asks for 10,000 physics steps/s with 30 objects. `sorter bench sim` mea
 (settled objects sleep) and the worst case with sleeping off. This script asks how far the worst case can
 go by trading physics fidelity: each row switches solver options of the shipped model (no-slip passes,
 tolerances, integrator, friction cone, iterations) and prints the best of three 500-step passes from the
-same settled crowd. Nothing here changes the shipped settings.
+same settled crowd; the last rows keep the shipped settings and give MuJoCo a thread pool (``mju_threadpool``,
+which spreads collision detection and the islands' constraint solving over worker threads). Nothing here
+changes the shipped settings.
 
     python benchmarks/awake_settings.py recipes/toy-blocks.yaml [--steps 500] [--seed 1]
 """
@@ -35,13 +37,18 @@ SETTINGS: list[tuple[str, dict[str, float]]] = [
 ]
 
 
-def steps_per_second(model: mujoco.MjModel, data: mujoco.MjData, steps: int, passes: int = 3
-                     ) -> tuple[float, int, int]:
-    """Best rate of ``passes`` runs of ``steps`` steps, each from a copy of ``data``; contacts and
-    constraint rows at the end of the last."""
+THREADS = (1, 2)  # worker threads of the pool rows
+
+
+def steps_per_second(model: mujoco.MjModel, data: mujoco.MjData, steps: int, passes: int = 3,
+                     threads: int = 0) -> tuple[float, int, int]:
+    """Best rate of ``passes`` runs of ``steps`` steps, each from a copy of ``data`` (with a pool of
+    ``threads`` workers when positive); contacts and constraint rows at the end of the last."""
     best, run = 0.0, data
     for _ in range(passes):
         run = copy.copy(data)
+        if threads > 0:
+            mujoco.mju_threadpool(run, threads)
         start = time.perf_counter()
         for _ in range(steps):
             mujoco.mj_step(model, run)
@@ -69,6 +76,10 @@ def main() -> None:
         rate, contacts, rows = steps_per_second(model, data, args.steps)
         for key, value in saved.items():
             setattr(model.opt, key, value)
+        print(f"  {name:64s} {rate:8,.0f} {contacts:9d} {rows:6d}")
+    for threads in THREADS:
+        rate, contacts, rows = steps_per_second(model, data, args.steps, threads=threads)
+        name = f"shipped, thread pool of {threads} worker{'s' if threads > 1 else ''}"
         print(f"  {name:64s} {rate:8,.0f} {contacts:9d} {rows:6d}")
 
 
