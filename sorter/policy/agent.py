@@ -215,11 +215,13 @@ class PushGraspAgent(Policy):
 
     def __init__(self, net: QNetwork, m: Method, envelope: SafetyEnvelope, sha256: str = "",
                  exploration: Exploration | None = None, grasp_confidence: float | None = GRASP_CONFIDENCE,
-                 cover_check: bool = True, pad_margin: float = 0.0, strip_searches: bool = False):
+                 cover_check: bool = True, pad_margin: float = 0.0, strip_searches: bool = False,
+                 grasp_min_area: float = 0.0):
         self.net = net
         self.grasp_confidence = grasp_confidence
         self.cover_check = cover_check  # see PolicySpec.cover_check
         self.pad_margin = pad_margin  # m, see PolicySpec.pad_margin
+        self.grasp_min_area = grasp_min_area  # m^2, see PolicySpec.grasp_min_area
         self.strip_searches = strip_searches  # see PolicySpec.search_push
         self._kept: np.ndarray | None = None
         self.method = m
@@ -269,8 +271,9 @@ class PushGraspAgent(Policy):
         """``ok`` limited to what the gripper can carry out (``sorter/policy/affordance.py``).
 
         Grasps: pads landing clear; with a visible target, on the target and (``cover_check``) with
-        nothing lying on it between the jaws nor under the tool; of those, the ones whose pads land clear
-        even grown by ``pad_margin`` when there are any. They may all go: the policy must push first.
+        nothing lying on it between the jaws nor under the tool, and none while less than
+        ``grasp_min_area`` of it shows; of those, the ones whose pads land clear even grown by
+        ``pad_margin`` when there are any. They may all go: the policy must push first.
         Pushes: none that drives the target (or the cluster that may hide one) against the border while
         another action is left; then, of the first kind that exists: a free start whose stroke
         reaches what it should move (``_meets``) and ends inside the margin, one that reaches it, a free
@@ -290,6 +293,8 @@ class PushGraspAgent(Policy):
                 uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
                 out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
                 out[GRASP] &= _crop(affordance.grasp_at_target_level(top, height, target), region)[None]
+            if target.sum() * self.grid.cell_size ** 2 < self.grasp_min_area:
+                out[GRASP] = False  # a sliver of a half-hidden target: push it free first
         if self.pad_margin > 0 and out[GRASP].any():  # prefer grasps with slack around the pads
             roomy = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid, self.pad_margin)
             roomy = out[GRASP] & np.stack([_crop(c, region) for c in roomy])
@@ -676,5 +681,6 @@ def load_agent(recipe, method_name: str | None = None, path: Path | None = None)
                              f"'{m.name}' runs '{m.model}' weights")
     return PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha,
                           cover_check=recipe.policy.cover_check, pad_margin=recipe.policy.pad_margin,
-                          strip_searches=recipe.policy.search_push == "strip")
+                          strip_searches=recipe.policy.search_push == "strip",
+                          grasp_min_area=recipe.policy.grasp_min_area)
 

@@ -364,3 +364,29 @@ def test_a_cover_no_free_push_can_reach_leaves_the_pushes_at_the_crowding():
     free = crop(affordance.push_free(height, GRIPPER, GRID)[None])
     assert cover.any() and not (cover & free).any()  # reachable only from starts on the heap
     assert ok[PUSH].any() and not (ok[PUSH] & ~crowd).any()
+
+
+def test_a_sliver_of_a_target_is_not_grasped_below_the_recipe_area():
+    """Less of the target showing than ``policy.grasp_min_area`` refuses every grasp (pushes stay); as
+    much or more leaves the grasps the other masks allow. toy-blocks sets the area, the products do not."""
+    from sorter.policy.agent import load_agent
+
+    area = RECIPE.policy.grasp_min_area
+    assert area > 0 and load_agent(RECIPE).grasp_min_area == area
+    for product in ("mushrooms-stones", "coal-slate", "potatoes-clods"):
+        assert load_recipe(f"recipes/{product}.yaml").policy.grasp_min_area == 0
+    cells = math.ceil(area / CELL ** 2)  # the fewest cells showing the area
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE, grasp_min_area=area)
+    region = Region.around(112, 112, 112)
+    for showing, grasped in ((cells - 1, False), (cells, True)):
+        height = np.zeros((GRID.cells, GRID.cells), np.float32)
+        _block(height, 112, 112, 7, 0.02)
+        _block(height, 112, 60, 6, 0.02)  # a neighbour for pushes to reach
+        target = np.zeros_like(height, bool)
+        square = target[104:121, 104:121]  # a view: the block's top, filled row by row
+        square.flat[:showing] = True
+        hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+        attention = type("Attention", (), {"mode": "target", "target_mask": target, "cluster": None})()
+        ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, hm, attention)
+        assert ok[GRASP].any() == grasped, f"{int(target.sum())} cells showing"
+        assert ok[PUSH].any()
