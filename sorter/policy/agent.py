@@ -50,6 +50,7 @@ LOCAL_RADIUS = 2  # cells; the top under the tool is the maximum within this rad
 STRIP_RADIUS = 3  # cells either side of a push stroke that its closed fingers sweep (see strip)
 OCCUPIED = 0.005  # m; a cell this high holds an object (exploration samples grasps there)
 REPEAT_RADIUS = 3  # cells (6 mm): a retry this close, at a neighbouring rotation, is the same action
+SLIVER_PATIENCE = 3  # pushes in a row at a sliver of the target before its grasps are allowed again
 GRASP_CONFIDENCE = 0.5  # greedy choice grasps once the grasp head predicts at least this (see greedy_index)
 MODEL_FORMAT = "sorter-tcdd-dqn/1"
 KINDS = (ActionKind.PUSH, ActionKind.GRASP)  # indexed by network head
@@ -222,6 +223,9 @@ class PushGraspAgent(Policy):
         self.cover_check = cover_check  # see PolicySpec.cover_check
         self.pad_margin = pad_margin  # m, see PolicySpec.pad_margin
         self.grasp_min_area = grasp_min_area  # m^2, see PolicySpec.grasp_min_area
+        self.sliver_patience = SLIVER_PATIENCE
+        self._sliver = False  # the last afforded view showed the target as a sliver
+        self._sliver_pushes = 0  # pushes in a row at a sliver of the target
         self.strip_searches = strip_searches  # see PolicySpec.search_push
         self._kept: np.ndarray | None = None
         self.method = m
@@ -293,7 +297,8 @@ class PushGraspAgent(Policy):
                 uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
                 out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
                 out[GRASP] &= _crop(affordance.grasp_at_target_level(top, height, target), region)[None]
-            if target.sum() * self.grid.cell_size ** 2 < self.grasp_min_area:
+            self._sliver = bool(target.sum() * self.grid.cell_size ** 2 < self.grasp_min_area)
+            if self._sliver and self._sliver_pushes < self.sliver_patience:
                 out[GRASP] = False  # a sliver of a half-hidden target: push it free first
         if self.pad_margin > 0 and out[GRASP].any():  # prefer grasps with slack around the pads
             roomy = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid, self.pad_margin)
@@ -346,9 +351,12 @@ class PushGraspAgent(Policy):
         """The policy's action for this view; actions that just changed nothing are not repeated."""
         obs = self.observe(attention, heightmaps)
         self.guard.update(heightmaps.height)
+        self._sliver = False  # afford sets it
         ok = self.guard.block(self.allowed(obs, attention, heightmaps), obs.region)
         decision = self.decide_on(obs, heightmaps, rng, ok, attention)
         self.guard.remember(decision)
+        pushed_sliver = self._sliver and decision.action.kind == ActionKind.PUSH
+        self._sliver_pushes = self._sliver_pushes + 1 if pushed_sliver else 0
         return decision
 
     def decide_on(self, obs: Observation, heightmaps, rng: np.random.Generator,

@@ -9,11 +9,13 @@ import math
 import cv2
 import numpy as np
 
+from sorter.cell.base import ActionKind
 from sorter.cell.safety import SafetyEnvelope
 from sorter.geometry import N_ROTATIONS, rotation_angle
+from sorter.perception.attention import Attention, crop_around
 from sorter.perception.heightmap import Heightmaps
 from sorter.policy import affordance
-from sorter.policy.agent import GRASP, METHODS, PUSH, PushGraspAgent, greedy_index
+from sorter.policy.agent import GRASP, METHODS, PUSH, SLIVER_PATIENCE, PushGraspAgent, greedy_index
 from sorter.policy.network import QNetwork, Region
 from sorter.recipe import load_recipe
 
@@ -379,14 +381,38 @@ def test_a_sliver_of_a_target_is_not_grasped_below_the_recipe_area():
     agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE, grasp_min_area=area)
     region = Region.around(112, 112, 112)
     for showing, grasped in ((cells - 1, False), (cells, True)):
-        height = np.zeros((GRID.cells, GRID.cells), np.float32)
-        _block(height, 112, 112, 7, 0.02)
-        _block(height, 112, 60, 6, 0.02)  # a neighbour for pushes to reach
-        target = np.zeros_like(height, bool)
-        square = target[104:121, 104:121]  # a view: the block's top, filled row by row
-        square.flat[:showing] = True
-        hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
-        attention = type("Attention", (), {"mode": "target", "target_mask": target, "cluster": None})()
+        hm, attention = _showing(showing)
         ok = agent.afford(np.ones((2, N_ROTATIONS, 112, 112), bool), region, hm, attention)
-        assert ok[GRASP].any() == grasped, f"{int(target.sum())} cells showing"
+        assert ok[GRASP].any() == grasped, f"{showing} cells showing"
         assert ok[PUSH].any()
+
+
+def test_a_sliver_that_pushes_do_not_free_is_grasped_after_the_patience():
+    """A cover that will not come off must not cost the batch: after ``SLIVER_PATIENCE`` pushes in a row
+    at a sliver its grasps return, and a view of a target showing enough starts the count again."""
+    area = RECIPE.policy.grasp_min_area
+    agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE, grasp_min_area=area)
+    region = Region.around(112, 112, 112)
+    full = np.ones((2, N_ROTATIONS, 112, 112), bool)
+    sliver = _showing(math.ceil(area / CELL ** 2) - 1)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        for _ in range(SLIVER_PATIENCE):
+            assert not agent.afford(full, region, *sliver)[GRASP].any()
+            assert agent.decide(sliver[1], sliver[0], rng).action.kind == ActionKind.PUSH
+        assert agent.afford(full, region, *sliver)[GRASP].any()
+        agent.decide(_showing(200)[1], _showing(200)[0], rng)  # the target shows: the count restarts
+
+
+def _showing(cells: int) -> tuple[Heightmaps, object]:
+    """A target block with ``cells`` of its top in the salient mask and a neighbour for pushes."""
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    _block(height, 112, 112, 7, 0.02)
+    _block(height, 112, 60, 6, 0.02)
+    target = np.zeros_like(height, bool)
+    square = target[104:121, 104:121]  # a view: the block's top, filled row by row
+    square.flat[:cells] = True
+    hm = Heightmaps(np.zeros((*height.shape, 3), np.uint8), height, np.ones_like(target), GRID)
+    crop = crop_around((112.0, 112.0), GRID.cells)
+    return hm, Attention("target", "test", target, (112, 112), GRID.center_of(112, 112), crop, [], None,
+                         np.zeros(height.shape, np.float32))
