@@ -214,10 +214,11 @@ class PolicySpec(_Strict):
     # outline the camera sees from above (irregular lumps), a pad planned just beside it stops on it on
     # the way down; one 2 mm cell is enough for coal lumps
     pad_margin: Annotated[float, Field(ge=0, le=0.01)] = 0.0
-    # m^2 of a visible target below which learned policies do not grasp it but push first: a sliver of a
-    # half-uncovered impurity mostly still has an item lying on it, and the jaws close on that item (it
-    # goes to the reject bin with the impurity) or on nothing. 0 (the default) grasps any target; set it
-    # where it was measured to pay (toy-blocks, whose smallest impurity shows about 5 cm^2 from above)
+    # m^2 of a visible target below which learned policies do not grasp it but push first (for at most
+    # SLIVER_PATIENCE pushes in a row): a sliver of a half-uncovered impurity mostly still has an item
+    # lying on it, and the jaws close on that item (it goes to the reject bin with the impurity) or on
+    # nothing. 0 (the default) grasps any target; keep it well under the smallest area the salient mask
+    # gives a whole impurity, and set it where it was measured to pay
     grasp_min_area: Annotated[float, Field(ge=0, le=0.01)] = 0.0
     # how learned policies push while searching a heap that may hide an impurity: at the table, as paper
     # 2 does, or stripping the heap's top layer (fingertips 2 cm below the highest point along the

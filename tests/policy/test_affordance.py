@@ -368,15 +368,21 @@ def test_a_cover_no_free_push_can_reach_leaves_the_pushes_at_the_crowding():
     assert ok[PUSH].any() and not (ok[PUSH] & ~crowd).any()
 
 
+SLIVER_AREA = 2.6e-4  # m^2: 65 cells, the area measured on toy-blocks (README, "no grasp at a sliver")
+
+
 def test_a_sliver_of_a_target_is_not_grasped_below_the_recipe_area():
     """Less of the target showing than ``policy.grasp_min_area`` refuses every grasp (pushes stay); as
-    much or more leaves the grasps the other masks allow. toy-blocks sets the area, the products do not."""
+    much or more leaves the grasps the other masks allow. The shipped recipes leave it off, and a
+    recipe's value reaches the agent."""
     from sorter.policy.agent import load_agent
 
-    area = RECIPE.policy.grasp_min_area
-    assert area > 0 and load_agent(RECIPE).grasp_min_area == area
-    for product in ("mushrooms-stones", "coal-slate", "potatoes-clods"):
+    for product in ("toy-blocks", "mushrooms-stones", "coal-slate", "potatoes-clods"):
         assert load_recipe(f"recipes/{product}.yaml").policy.grasp_min_area == 0
+    policy = RECIPE.policy.model_copy(update={"grasp_min_area": SLIVER_AREA})
+    strict = RECIPE.model_copy(update={"policy": policy})
+    assert load_agent(strict).grasp_min_area == SLIVER_AREA
+    area = SLIVER_AREA
     cells = math.ceil(area / CELL ** 2)  # the fewest cells showing the area
     agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE, grasp_min_area=area)
     region = Region.around(112, 112, 112)
@@ -390,7 +396,7 @@ def test_a_sliver_of_a_target_is_not_grasped_below_the_recipe_area():
 def test_a_sliver_that_pushes_do_not_free_is_grasped_after_the_patience():
     """A cover that will not come off must not cost the batch: after ``SLIVER_PATIENCE`` pushes in a row
     at a sliver its grasps return, and a view of a target showing enough starts the count again."""
-    area = RECIPE.policy.grasp_min_area
+    area = SLIVER_AREA
     agent = PushGraspAgent(QNetwork().eval(), METHODS["ours"], ENVELOPE, grasp_min_area=area)
     region = Region.around(112, 112, 112)
     full = np.ones((2, N_ROTATIONS, 112, 112), bool)
