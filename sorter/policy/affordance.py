@@ -18,8 +18,9 @@ on the height map (the clear-pad and free-start tests are the scripted policy's 
   ``FREE_HEIGHT``) and *kept in* when its stroke ends ``PUSH_EDGE_MARGIN`` inside the workspace, so what
   it shoves ahead tends to stay where the camera and the robot can reach it;
 - a push *reaches the cover* of a half-hidden target (``cover_cells``: what stands above it within
-  ``COVER_REACH`` of it) while any stroke can: such a target mostly admits no grasp, and spreading its other
-  neighbours raises TCDD without ever freeing it (the agent's ``_meets`` applies this);
+  ``COVER_REACH`` of it) while a stroke from a free start in the policy's crop can: such a target mostly
+  admits no grasp, and spreading its other neighbours raises TCDD without ever freeing it (the agent's
+  ``_meets`` applies this);
 - a push *spares the border* unless its stroke reaches a cell of the target (or, with none visible, of
   the cluster that may hide one) that a whole stroke in that direction would carry nearer the workspace
   border, to less than ``BORDER_MARGIN`` inside. A target shoved against the border can no longer be

@@ -223,9 +223,7 @@ class PushGraspAgent(Policy):
         self.cover_check = cover_check  # see PolicySpec.cover_check
         self.pad_margin = pad_margin  # m, see PolicySpec.pad_margin
         self.grasp_min_area = grasp_min_area  # m^2, see PolicySpec.grasp_min_area
-        self.sliver_patience = SLIVER_PATIENCE
-        self._sliver = False  # the last afforded view showed the target as a sliver
-        self._sliver_pushes = 0  # pushes in a row at a sliver of the target
+        self._sliver_pushes = 0  # pushes in a row at a sliver of the target (see _sliver)
         self.strip_searches = strip_searches  # see PolicySpec.search_push
         self._kept: np.ndarray | None = None
         self.method = m
@@ -297,8 +295,7 @@ class PushGraspAgent(Policy):
                 uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
                 out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
                 out[GRASP] &= _crop(affordance.grasp_at_target_level(top, height, target), region)[None]
-            self._sliver = bool(target.sum() * self.grid.cell_size ** 2 < self.grasp_min_area)
-            if self._sliver and self._sliver_pushes < self.sliver_patience:
+            if self._sliver(attention) and self._sliver_pushes < SLIVER_PATIENCE:
                 out[GRASP] = False  # a sliver of a half-hidden target: push it free first
         if self.pad_margin > 0 and out[GRASP].any():  # prefer grasps with slack around the pads
             roomy = affordance.grasp_clear(height, grasp_z, self.envelope.gripper, self.grid, self.pad_margin)
@@ -351,13 +348,20 @@ class PushGraspAgent(Policy):
         """The policy's action for this view; actions that just changed nothing are not repeated."""
         obs = self.observe(attention, heightmaps)
         self.guard.update(heightmaps.height)
-        self._sliver = False  # afford sets it
         ok = self.guard.block(self.allowed(obs, attention, heightmaps), obs.region)
         decision = self.decide_on(obs, heightmaps, rng, ok, attention)
         self.guard.remember(decision)
-        pushed_sliver = self._sliver and decision.action.kind == ActionKind.PUSH
+        pushed_sliver = decision.action.kind == ActionKind.PUSH and self._sliver(attention)
         self._sliver_pushes = self._sliver_pushes + 1 if pushed_sliver else 0
         return decision
+
+    def _sliver(self, attention) -> bool:
+        """Less of the visible target shows than ``grasp_min_area`` (methods that read attention only)."""
+        if self.grasp_min_area <= 0 or not self.method.use_mask or attention is None \
+                or attention.mode != "target":
+            return False
+        shown = np.count_nonzero(attention.target_mask) * self.grid.cell_size ** 2
+        return bool(shown < self.grasp_min_area)
 
     def decide_on(self, obs: Observation, heightmaps, rng: np.random.Generator,
                   allowed: np.ndarray | None = None, attention=None) -> Decision:
