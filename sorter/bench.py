@@ -12,9 +12,17 @@ told the batch is clean (the cell would then call for the next batch, so whateve
 simply missed), or after ``recipe.loop.max_actions_per_batch`` actions (30 by default): the production
 loop raises an alarm at that count, so no method gets more tries than the cell would allow.
 
-Twenty runs leave wide margins on pooled figures, so ``leads`` says how far one method is ahead of each
-other one: the differences of both figures with paired-bootstrap intervals over the shared seeds (every
-method meets the same scenes, so a resample draws whole seeds and scores both methods on them).
+Two ways to count, both reported. *Pooled* (``grasp_success``, ``action_efficiency``): every grasp and
+every action of every run, the run that never finished included; the stricter figure, and the one the
+production loop lives with. *Per completion* (``*_per_completion``): paper 2's own protocol (section 6.1,
+"the average success rate of grasp per-completion", "the number of actions per-completion"), which it
+takes from VPG's evaluation: each run that binned every impurity scores its own grasp success and its
+impurities over its actions, and the figures are the means of those scores; runs that did not complete
+count only in ``completion``. Paper 2's figures are per completion, so its targets are compared on them.
+
+Twenty runs leave wide margins, so ``leads`` says how far one method is ahead of each other one: the
+differences of both figures with paired-bootstrap intervals over the shared seeds (every method meets the
+same scenes, so a resample draws whole seeds and scores both methods on them).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ MODEL_PATTERN = "tcdd-{model}.safetensors"
 RESAMPLES = 2000  # bootstrap resamples of the seeds behind each lead's intervals
 INTERVAL = 0.95  # central share of the bootstrap distribution that an interval spans
 BOOTSTRAP_SEED = 0  # fixed: the same runs always print the same intervals
+FIGURES = ("pooled", "per completion")  # the two ways of counting (module docstring)
 
 
 @dataclass(frozen=True)
@@ -66,10 +75,13 @@ class CaseResult:
     actions: int
     grasps: int
     false_picks: int = 0
+    grasp_success_per_completion: float = 0.0  # paper 2's protocol; 0 when no run completed
+    action_efficiency_per_completion: float = 0.0
 
 
 def summarize(episodes: list[EpisodeResult]) -> CaseResult:
-    """Pool a method's runs on one case (grasp success and efficiency over all attempts and actions)."""
+    """A method's figures on one case: pooled over all attempts and actions, and per completion."""
+    all_runs = np.arange(len(episodes))[None]
     grasps = sum(e.grasps for e in episodes)
     actions = sum(e.actions for e in episodes)
     return CaseResult(
@@ -78,7 +90,9 @@ def summarize(episodes: list[EpisodeResult]) -> CaseResult:
         action_efficiency=sum(e.picked for e in episodes) / actions if actions else 0.0,
         completion=sum(e.picked == e.impurities for e in episodes) / len(episodes),
         runs=len(episodes), actions=actions, grasps=grasps,
-        false_picks=sum(e.false_picks for e in episodes))
+        false_picks=sum(e.false_picks for e in episodes),
+        grasp_success_per_completion=float(_per_completion(episodes, "grasp_hits", "grasps", all_runs)[0]),
+        action_efficiency_per_completion=float(_per_completion(episodes, "picked", "actions", all_runs)[0]))
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,7 @@ class Lead:
     grasp_success_interval: tuple[float, float]
     action_efficiency: float
     action_efficiency_interval: tuple[float, float]
+    figures: str = "pooled"  # or "per completion" (see the module docstring)
 
     @property
     def verdict(self) -> str:
@@ -106,8 +121,9 @@ class Lead:
 
 
 def leads(episodes: list[EpisodeResult], method: str = "ours", resamples: int = RESAMPLES,
-          seed: int = BOOTSTRAP_SEED) -> list[Lead]:
-    """``method`` against every other method on every case of ``episodes`` (paired bootstrap).
+          seed: int = BOOTSTRAP_SEED, figures: str = "pooled") -> list[Lead]:
+    """``method`` against every other method on every case of ``episodes`` (paired bootstrap), on the
+    pooled figures or, with ``figures="per completion"``, on paper 2's.
 
     Raises ValueError when two methods did not run the same seeds on a case: unpaired runs would compare
     different scenes.
@@ -129,20 +145,24 @@ def leads(episodes: list[EpisodeResult], method: str = "ours", resamples: int = 
             if set(theirs) != set(mine):
                 raise ValueError(f"{method} and {rival} ran different seeds on the {case} case")
             seeds = sorted(mine)
-            out.append(_lead([mine[s] for s in seeds], [theirs[s] for s in seeds], resamples, seed))
+            out.append(_lead([mine[s] for s in seeds], [theirs[s] for s in seeds], resamples, seed, figures))
     return out
 
 
-def _lead(mine: list[EpisodeResult], theirs: list[EpisodeResult], resamples: int, seed: int) -> Lead:
+def _lead(mine: list[EpisodeResult], theirs: list[EpisodeResult], resamples: int, seed: int,
+          figures: str) -> Lead:
+    if figures not in FIGURES:
+        raise ValueError(f"unknown figures '{figures}'; expected one of {', '.join(FIGURES)}")
+    score = _pooled if figures == "pooled" else _per_completion
     n = len(mine)
     idx = np.vstack([np.arange(n), np.random.default_rng(seed).integers(0, n, size=(resamples, n))])
     tail = 100 * (1 - INTERVAL) / 2
-    figures = []
+    found = []
     for num, den in (("grasp_hits", "grasps"), ("picked", "actions")):
-        diff = _pooled(mine, num, den, idx) - _pooled(theirs, num, den, idx)
+        diff = score(mine, num, den, idx) - score(theirs, num, den, idx)
         lo, hi = np.percentile(diff[1:], [tail, 100 - tail])
-        figures += [float(diff[0]), (float(lo), float(hi))]
-    return Lead(mine[0].method, theirs[0].method, mine[0].case, n, *figures)
+        found += [float(diff[0]), (float(lo), float(hi))]
+    return Lead(mine[0].method, theirs[0].method, mine[0].case, n, *found, figures=figures)
 
 
 def _pooled(runs: list[EpisodeResult], num: str, den: str, idx: np.ndarray) -> np.ndarray:
@@ -150,6 +170,18 @@ def _pooled(runs: list[EpisodeResult], num: str, den: str, idx: np.ndarray) -> n
     top = np.array([getattr(e, num) for e in runs], float)[idx].sum(axis=1)
     bottom = np.array([getattr(e, den) for e in runs], float)[idx].sum(axis=1)
     return np.divide(top, bottom, out=np.zeros_like(top), where=bottom > 0)
+
+
+def _per_completion(runs: list[EpisodeResult], num: str, den: str, idx: np.ndarray) -> np.ndarray:
+    """Mean of ``num / den`` over the completed runs of each row of seed indices (paper 2's protocol; 0
+    where no run of the row completed)."""
+    done = np.array([e.picked == e.impurities and getattr(e, den) > 0 for e in runs])
+    top = np.array([getattr(e, num) for e in runs], float)
+    bottom = np.array([getattr(e, den) for e in runs], float)
+    score = np.divide(top, bottom, out=np.zeros_like(top), where=done)
+    counted = done[idx].sum(axis=1)
+    total = score[idx].sum(axis=1)
+    return np.divide(total, counted, out=np.zeros_like(total), where=counted > 0)
 
 
 def leads_table(found: list[Lead]) -> str:
@@ -280,17 +312,22 @@ def buildable_seeds(cell, case: str, first: int, runs: int) -> list[int]:
     return seeds
 
 
-def markdown_table(results: list[CaseResult]) -> str:
-    """Grasp success and action efficiency per method (rows) and case (columns), like paper 2's Table I."""
+def markdown_table(results: list[CaseResult], figures: str = "pooled") -> str:
+    """Grasp success and action efficiency per method (rows) and case (columns), like paper 2's Table I;
+    ``figures`` picks pooled or per-completion ones (see the module docstring)."""
+    if figures not in FIGURES:
+        raise ValueError(f"unknown figures '{figures}'; expected one of {', '.join(FIGURES)}")
+    suffix = "" if figures == "pooled" else "_per_completion"
     cases = list(dict.fromkeys(r.case for r in results))
     methods = list(dict.fromkeys(r.method for r in results))
     by = {(r.method, r.case): r for r in results}
     head = ["Method"] + [f"Grasp success {c}" for c in cases] + [f"Action efficiency {c}" for c in cases]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in methods:
-        cells = [f"{by[(m, c)].grasp_success:.3f}" if (m, c) in by else "-" for c in cases]
-        cells += [f"{by[(m, c)].action_efficiency:.3f}" if (m, c) in by else "-" for c in cases]
-        lines.append("| " + " | ".join([m, *cells]) + " |")
+        row = [m]
+        for name in ("grasp_success", "action_efficiency"):
+            row += [f"{getattr(by[(m, c)], name + suffix):.3f}" if (m, c) in by else "-" for c in cases]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 

@@ -39,6 +39,23 @@ def test_summary_pools_attempts_and_actions_over_runs():
     assert summarize([_ep(2, 3, 3, 2, false_picks=1), _ep(1, 2, 2, 1, false_picks=1)]).false_picks == 2
 
 
+def test_per_completion_figures_are_means_over_the_runs_that_binned_every_impurity():
+    """Paper 2's protocol: each completed run scores itself, the run left unfinished counts nowhere."""
+    r = summarize([_ep(2, 2, 2, 2), _ep(1, 30, 10, 1), _ep(2, 4, 3, 2)])
+    assert r.grasp_success_per_completion == pytest.approx((1 + 2 / 3) / 2)
+    assert r.action_efficiency_per_completion == pytest.approx((1 + 2 / 4) / 2)
+    none = summarize([_ep(1, 30, 10, 1)])
+    assert (none.grasp_success_per_completion, none.action_efficiency_per_completion) == (0.0, 0.0)
+
+
+def test_the_per_completion_table_prints_paper_2s_figures():
+    results = [summarize([_ep(2, 2, 2, 2), _ep(1, 30, 10, 1), _ep(2, 4, 4, 2)])]
+    assert markdown_table(results).splitlines()[2] == "| ours | 0.312 | 0.139 |"
+    assert markdown_table(results, "per completion").splitlines()[2] == "| ours | 0.750 | 0.750 |"
+    with pytest.raises(ValueError, match="unknown figures"):
+        markdown_table(results, "median")
+
+
 def test_table_has_one_row_per_method_and_cases_as_columns():
     results = [summarize([_ep(2, 2, 2, 2, case=c, method=m)]) for m in ("ours", "vpg")
                for c in ("random", "invisible")]
@@ -123,6 +140,20 @@ def test_a_lead_won_on_half_the_seeds_and_lost_on_the_others_is_not_separated():
     assert leads(ours + rival) == leads(ours + rival)  # the bootstrap is seeded: same runs, same intervals
 
 
+def test_per_completion_leads_leave_out_unfinished_runs_that_pooled_leads_count():
+    """A rival that finishes half its runs in one sure grasp and wastes the others' whole budget: pooled, ours
+    (every run finished in two actions, one missed grasp each) is ahead on efficiency and behind on grasps;
+    per completion the rival's unfinished runs do not count and ours is behind on both."""
+    ours = _runs("ours", "invisible", [(1, 2, 2, 1)] * 10)
+    rival = _runs("no-oi", "invisible", [(1, 1, 1, 1), (0, 30, 0, 0)] * 5)
+    (pooled,) = leads(ours + rival)
+    assert pooled.grasp_success == pytest.approx(-0.5) and pooled.action_efficiency == pytest.approx(
+        0.5 - 5 / 155)
+    (paper,) = leads(ours + rival, figures="per completion")
+    assert paper.figures == "per completion" and paper.verdict == "behind"
+    assert paper.grasp_success == pytest.approx(-0.5) and paper.action_efficiency == pytest.approx(-0.5)
+
+
 def test_leads_refuse_runs_on_different_seeds():
     ours = _runs("ours", "random", [(1, 1, 1, 1)] * 3)
     stray = EpisodeResult("vpg", "random", 99, 1, 1, 1, 1, 1, "x")
@@ -153,9 +184,11 @@ def test_bench_impurity_command_prints_the_leads_of_ours(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "| ours |" in printed and "`ours` against each method" in printed
-    assert "| heuristic | random |" in printed
+    assert "| heuristic | random |" in printed and "Paper 2's protocol (means per completion" in printed
     doc = json.loads(out.read_text())
-    assert [d["rival"] for d in doc["leads"]] == ["heuristic"] and doc["leads"][0]["runs"] == 1
+    assert [(d["rival"], d["figures"]) for d in doc["leads"]] == [("heuristic", "pooled"),
+                                                                 ("heuristic", "per completion")]
+    assert doc["leads"][0]["runs"] == 1 and "grasp_success_per_completion" in doc["results"][0]
 
 
 def test_a_card_rewrite_keeps_other_recipes_and_hand_written_facts(tmp_path):
