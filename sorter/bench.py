@@ -18,7 +18,8 @@ production loop lives with. *Per completion* (``*_per_completion``): paper 2's o
 "the average success rate of grasp per-completion", "the number of actions per-completion"), which it
 takes from VPG's evaluation: each run that binned every impurity scores its own grasp success and its
 impurities over its actions, and the figures are the means of those scores; runs that did not complete
-count only in ``completion``. Paper 2's figures are per completion, so its targets are compared on them.
+count only in ``completion``. Paper 2's published figures are per completion: that is the table to
+set beside them (it favours a method that leaves its hard runs unfinished, hence completion beside it).
 
 Twenty runs leave wide margins, so ``leads`` says how far one method is ahead of each other one: the
 differences of both figures with paired-bootstrap intervals over the shared seeds (every method meets the
