@@ -152,9 +152,7 @@ def leads(episodes: list[EpisodeResult], method: str = "ours", resamples: int = 
 
 def _lead(mine: list[EpisodeResult], theirs: list[EpisodeResult], resamples: int, seed: int,
           figures: str) -> Lead:
-    if figures not in FIGURES:
-        raise ValueError(f"unknown figures '{figures}'; expected one of {', '.join(FIGURES)}")
-    score = _pooled if figures == "pooled" else _per_completion
+    score = _pooled if _counted(figures) == "pooled" else _per_completion
     n = len(mine)
     idx = np.vstack([np.arange(n), np.random.default_rng(seed).integers(0, n, size=(resamples, n))])
     tail = 100 * (1 - INTERVAL) / 2
@@ -164,6 +162,13 @@ def _lead(mine: list[EpisodeResult], theirs: list[EpisodeResult], resamples: int
         lo, hi = np.percentile(diff[1:], [tail, 100 - tail])
         found += [float(diff[0]), (float(lo), float(hi))]
     return Lead(mine[0].method, theirs[0].method, mine[0].case, n, *found, figures=figures)
+
+
+def _counted(figures: str) -> str:
+    """``figures`` when it names one of ``FIGURES``; raises ValueError otherwise."""
+    if figures not in FIGURES:
+        raise ValueError(f"unknown figures '{figures}'; expected one of {', '.join(FIGURES)}")
+    return figures
 
 
 def _pooled(runs: list[EpisodeResult], num: str, den: str, idx: np.ndarray) -> np.ndarray:
@@ -316,9 +321,7 @@ def buildable_seeds(cell, case: str, first: int, runs: int) -> list[int]:
 def markdown_table(results: list[CaseResult], figures: str = "pooled") -> str:
     """Grasp success and action efficiency per method (rows) and case (columns), like paper 2's Table I;
     ``figures`` picks pooled or per-completion ones (see the module docstring)."""
-    if figures not in FIGURES:
-        raise ValueError(f"unknown figures '{figures}'; expected one of {', '.join(FIGURES)}")
-    suffix = "" if figures == "pooled" else "_per_completion"
+    suffix = "" if _counted(figures) == "pooled" else "_per_completion"
     cases = list(dict.fromkeys(r.case for r in results))
     methods = list(dict.fromkeys(r.method for r in results))
     by = {(r.method, r.case): r for r in results}
