@@ -199,6 +199,13 @@ class PerceptionSpec(_Strict):
     appearance: AppearanceSpec = AppearanceSpec()
 
 
+class ShoveAsideSpec(_Strict):
+    """Items beside a target that the closing pads shove aside instead of squeezing (see cover_check)."""
+
+    across: Annotated[float, Field(gt=0, le=0.05)]  # m from the jaw line to the item's centre, at least
+    max_area: Annotated[float, Field(gt=0, le=0.02)]  # m^2: the part over the target's top, one item's
+
+
 class PolicySpec(_Strict):
     # the learned TCDD push-grasp agent or the scripted heuristic; paper 1's amodal upgrade (OPG) is not
     # part of this release, so the schema does not offer it (a recipe naming it fails its check instead of
@@ -209,6 +216,11 @@ class PolicySpec(_Strict):
     # the jaws off an item lying on a half-hidden impurity); turn off where the product is naturally
     # taller than the impurity beside it (flat slate among coal lumps), where it only costs pushes
     cover_check: bool = True
+    # where the product is round and rolls (potatoes), an item standing over the target's top between the
+    # jaws is tolerated when it is a single item (the part of it over that top no larger than max_area)
+    # whose centre lies at least `across` from the jaw line: the closing pads strike it off its centre and
+    # shove it aside. Off (null) by default: flat-sided items squeezed off-centre are lifted with the target
+    shove_aside: ShoveAsideSpec | None = None
     # m of slack around each open finger pad: learned policies prefer grasps whose pads land clear even
     # grown by this much (others only when none has it). Where an item's flank may reach beyond the
     # outline the camera sees from above (irregular lumps), a pad planned just beside it stops on it on

@@ -70,6 +70,18 @@ def test_a_pad_margin_wider_than_a_centimetre_is_refused_at_its_line() -> None:
     assert "0.01" in issue.message
 
 
+def test_a_shove_aside_rule_needs_both_bounds_within_range() -> None:
+    potatoes = next(p for p in RECIPES if p.name == "potatoes-clods.yaml")
+    line = "shove_aside: {across: 0.021, max_area: 0.0028}"
+    assert line in potatoes.read_text()
+    issue = _only_issue(potatoes.read_text().replace(line, "shove_aside: {across: 0.021}"),
+                        "policy.shove_aside.max_area", "shove_aside:")
+    assert "required" in issue.message.lower() or "missing" in issue.message.lower()
+    issue = _only_issue(potatoes.read_text().replace("across: 0.021", "across: 0.21"),
+                        "policy.shove_aside.across", "shove_aside:")
+    assert "0.05" in issue.message
+
+
 def test_a_feature_contrast_floor_outside_zero_to_one_is_refused_at_its_line() -> None:
     mushrooms = next(p for p in RECIPES if p.name == "mushrooms-stones.yaml")
     assert load_recipe(mushrooms).perception.saliency.min_feature_contrast == 0.045

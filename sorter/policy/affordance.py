@@ -133,20 +133,57 @@ def crowding(height: np.ndarray, target: np.ndarray, reach: float, grid: Workspa
 
 
 def grasp_uncovered(height: np.ndarray, target: np.ndarray, gripper: GripperFootprint,
-                    grid: WorkspaceGrid) -> np.ndarray:
-    """``(16, H, W)`` bool: between the open jaws nothing off ``target`` rises above the target's top."""
+                    grid: WorkspaceGrid, aside: float = 0.0, item_area: float = 0.0) -> np.ndarray:
+    """``(16, H, W)`` bool: between the open jaws nothing off ``target`` rises above the target's top.
+
+    With ``aside`` > 0, what rises there is looked at item by item (each connected patch of cells above
+    the limit, which separates items whose flanks touch below the target's top): a patch no larger than
+    ``item_area`` (m^2, one item's top) whose centre lies at least ``aside`` across the jaw line is
+    allowed, since the closing pads strike it off its centre and shove it aside rather than squeeze it
+    with the target. Larger patches (items merged, or one item lying over others) count as before.
+    """
     target = np.asarray(target, bool)
     if not target.any():
         return np.zeros((N_ROTATIONS, *height.shape), bool)
     limit = float(height[target].max()) + COVER_CLEARANCE
     grown = cv2.dilate(target.astype(np.uint8), disc_kernel(TARGET_GROWTH, grid.cell_size)).astype(bool)
-    others = np.where(grown, 0.0, height).astype(np.float32)
+    high = ~grown & (np.asarray(height, np.float32) > limit)
+    centres = np.zeros(high.shape, np.uint8)
+    if aside > 0 and high.any():
+        high, centres = _single_items(high, item_area / grid.cell_size ** 2)
+    high = high.astype(np.uint8)
     out = np.empty((N_ROTATIONS, *height.shape), bool)
     half = N_ROTATIONS // 2
     for k in range(half):
-        span = span_kernel(gripper, grid.cell_size, rotation_angle(k))
-        out[k] = out[k + half] = dilate(others, span) <= limit
+        angle = rotation_angle(k)
+        out[k] = dilate(high, span_kernel(gripper, grid.cell_size, angle)) == 0
+        if centres.any():
+            out[k] &= dilate(centres, band_kernel(gripper, grid.cell_size, angle, aside)) == 0
+        out[k + half] = out[k]
     return out
+
+
+def _single_items(high: np.ndarray, max_cells: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``high`` cells into (the patches larger than ``max_cells``, a uint8 map of the centre cell
+    of each smaller patch)."""
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(high.astype(np.uint8), connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] <= max_cells
+    small[0] = False  # the background
+    centres = np.zeros(high.shape, np.uint8)
+    cols, rows = np.rint(centroids[small]).astype(int).T
+    centres[rows, cols] = 1
+    return high & ~small[labels], centres
+
+
+def band_kernel(gripper: GripperFootprint, cell: float, angle: float, across: float) -> np.ndarray:
+    """uint8 footprint of the space between the open pads within ``across`` of the jaw line."""
+    reach = gripper.max_opening / 2
+    half = int(math.ceil(max(reach, across) / cell)) + 1
+    d = np.arange(-half, half + 1) * cell
+    dy, dx = np.meshgrid(d, d, indexing="ij")
+    along = dx * math.cos(angle) + dy * math.sin(angle)
+    off = -dx * math.sin(angle) + dy * math.cos(angle)
+    return ((np.abs(along) < reach) & (np.abs(off) < across)).astype(np.uint8)
 
 
 def cover_cells(height: np.ndarray, target: np.ndarray, grid: WorkspaceGrid,

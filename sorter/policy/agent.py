@@ -217,10 +217,11 @@ class PushGraspAgent(Policy):
     def __init__(self, net: QNetwork, m: Method, envelope: SafetyEnvelope, sha256: str = "",
                  exploration: Exploration | None = None, grasp_confidence: float | None = GRASP_CONFIDENCE,
                  cover_check: bool = True, pad_margin: float = 0.0, strip_searches: bool = False,
-                 grasp_min_area: float = 0.0):
+                 grasp_min_area: float = 0.0, shove_aside: tuple[float, float] | None = None):
         self.net = net
         self.grasp_confidence = grasp_confidence
         self.cover_check = cover_check  # see PolicySpec.cover_check
+        self.shove_aside = shove_aside  # (across m, max_area m^2), see PolicySpec.shove_aside
         self.pad_margin = pad_margin  # m, see PolicySpec.pad_margin
         self.grasp_min_area = grasp_min_area  # m^2, see PolicySpec.grasp_min_area
         self._sliver_pushes = 0  # pushes in a row at a sliver of the target (see _sliver)
@@ -292,7 +293,9 @@ class PushGraspAgent(Policy):
             target = np.asarray(attention.target_mask, bool)
             out[GRASP] &= _crop(target, region)[None]
             if self.cover_check:
-                uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid)
+                aside, area = self.shove_aside or (0.0, 0.0)
+                uncovered = affordance.grasp_uncovered(height, target, self.envelope.gripper, self.grid,
+                                                       aside, area)
                 out[GRASP] &= np.stack([_crop(c, region) for c in uncovered])
                 out[GRASP] &= _crop(affordance.grasp_at_target_level(top, height, target), region)[None]
             if self._sliver(attention) and self._sliver_pushes < SLIVER_PATIENCE:
@@ -694,5 +697,10 @@ def load_agent(recipe, method_name: str | None = None, path: Path | None = None)
     return PushGraspAgent(net, m, SafetyEnvelope.from_recipe(recipe), sha,
                           cover_check=recipe.policy.cover_check, pad_margin=recipe.policy.pad_margin,
                           strip_searches=recipe.policy.search_push == "strip",
-                          grasp_min_area=recipe.policy.grasp_min_area)
+                          grasp_min_area=recipe.policy.grasp_min_area, shove_aside=_shove_aside(recipe))
+
+
+def _shove_aside(recipe) -> tuple[float, float] | None:
+    spec = recipe.policy.shove_aside
+    return None if spec is None else (spec.across, spec.max_area)
 

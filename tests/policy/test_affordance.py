@@ -88,6 +88,44 @@ def test_an_item_lying_on_the_target_covers_it():
     assert affordance.grasp_uncovered(height, target, GRIPPER, GRID)[:, 112, 108].all()
 
 
+def _target_beside_a_tall_item(across_cells: int, item_half: int = 8, slope: float = 0.0008
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """A low target at (112, 112) and a taller round-topped item whose centre lies ``across_cells`` from
+    the rotation-0 jaw line (the x axis through the target), inside the open jaws."""
+    rows, cols = np.indices((GRID.cells, GRID.cells))
+    r = np.hypot(rows - (112 + across_cells), cols - (112 + 12))
+    height = np.where(r <= item_half, 0.04 - slope * r, 0.0).astype(np.float32)  # m per cell off its top
+    target = np.zeros_like(height, bool)
+    target[106:119, 106:119] = True
+    height[target] = 0.025  # the item's flank is hidden under the target's rim
+    return height, target
+
+
+def test_an_item_off_the_jaw_line_is_shoved_aside_with_the_rule_only():
+    """Across the jaw line by more than ``aside`` its top is tolerated; on the line, or with no rule, not;
+    a patch larger than one item's top still counts whole."""
+    aside, area = 0.021, 0.0028
+    off, on = round(aside / CELL) + 2, 3
+    height, target = _target_beside_a_tall_item(off)
+    strict = affordance.grasp_uncovered(height, target, GRIPPER, GRID)
+    shoved = affordance.grasp_uncovered(height, target, GRIPPER, GRID, aside, area)
+    assert not strict[0, 112, 112]  # its flank lies between the jaws
+    assert shoved[0, 112, 112] and shoved[N_ROTATIONS // 2, 112, 112]
+    height, target = _target_beside_a_tall_item(on)
+    assert not affordance.grasp_uncovered(height, target, GRIPPER, GRID, aside, area)[0, 112, 112]
+    height, target = _target_beside_a_tall_item(off, item_half=22, slope=0.0002)  # wider than one top
+    assert not affordance.grasp_uncovered(height, target, GRIPPER, GRID, aside, area)[0, 112, 112]
+
+
+def test_the_recipe_shove_aside_reaches_the_agent():
+    from sorter.policy.agent import load_agent
+
+    potatoes = load_recipe("recipes/potatoes-clods.yaml")
+    spec = potatoes.policy.shove_aside
+    assert load_agent(potatoes).shove_aside == (spec.across, spec.max_area)
+    assert load_agent(RECIPE).shove_aside is None and RECIPE.policy.shove_aside is None
+
+
 def test_a_grasp_under_the_item_lying_on_the_target_is_refused():
     """The salient mask spills onto the item half covering the target; the tool there sits too high."""
     height = np.zeros((GRID.cells, GRID.cells), np.float32)

@@ -1,10 +1,11 @@
-"""The shipped toy-blocks model on seeded simulated scenes: it isolates and picks the impurity.
+"""The shipped models on seeded simulated scenes: they isolate and pick the impurity.
 
 Thresholds are what the model measured on these even (training-side) seeds with a margin: every
 challenging impurity binned within 3 actions (one singulating push and a grasp, at most one retry), a
 half-covered invisible impurity uncovered and binned within 4, a hidden one first showing as a sliver
 binned with one clean grasp within 4 (with the sliver area set), and a random scene cleared with one
-grasp per impurity.
+grasp per impurity. The products' model: challenging potato scenes whose first grasp shoves a potato
+aside bin the clod in that one grasp.
 """
 
 from __future__ import annotations
@@ -72,3 +73,28 @@ def test_a_sliver_of_a_hidden_impurity_is_pushed_free_before_the_grasp(setup, se
         ours.policy.grasp_min_area = RECIPE.policy.grasp_min_area
     assert e.picked == e.impurities == 1, e
     assert e.grasps == 1 and e.false_picks == 0, e
+
+
+@pytest.fixture(scope="module")
+def potatoes():
+    from sorter.cell.sim.cell import SimCell
+    from sorter.perception.attention import load_attender
+
+    recipe = load_recipe(REPO / "recipes" / "potatoes-clods.yaml")
+    return SimCell(recipe), load_attender(recipe), contender("ours", recipe, REPO / "models")
+
+
+@pytest.mark.parametrize("seed", [10, 26, 40])
+def test_a_potato_beside_the_clod_is_shoved_aside_by_the_closing_jaws(potatoes, seed):
+    """Challenging potato scenes where a potato stands taller than the clod between the open jaws, its
+    centre off the jaw line. The recipe's ``policy.shove_aside`` lets the first grasp go: it bins the
+    clod and no potato. The strict cover test refuses every such grasp and pushes first."""
+    cell, attender, ours = potatoes
+    e = run_episode(cell, attender, ours, "challenging", seed, budget=3)
+    assert e.picked == e.impurities == 1 and e.actions == e.grasps == 1 and e.false_picks == 0, e
+    shove, ours.policy.shove_aside = ours.policy.shove_aside, None
+    try:
+        strict = run_episode(cell, attender, ours, "challenging", seed, budget=1)
+    finally:
+        ours.policy.shove_aside = shove
+    assert strict.grasps == 0, strict
