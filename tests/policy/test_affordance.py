@@ -117,6 +117,18 @@ def test_an_item_off_the_jaw_line_is_shoved_aside_with_the_rule_only():
     assert not affordance.grasp_uncovered(height, target, GRIPPER, GRID, aside, area)[0, 112, 112]
 
 
+def test_stamping_the_band_round_a_few_centres_matches_dilating_them():
+    """``_refuse_around`` (the cheap form) refuses exactly where a dilation of the centres reaches, at
+    the map's edges too."""
+    kernel = affordance.band_kernel(GRIPPER, CELL, rotation_angle(3), 0.021)
+    points = np.array([[0, 0], [5, 200], [112, 112], [223, 40], [150, 223]])
+    centres = np.zeros((GRID.cells, GRID.cells), np.uint8)
+    centres[points[:, 0], points[:, 1]] = 1
+    ok = np.ones(centres.shape, bool)
+    affordance._refuse_around(ok, points, kernel)
+    np.testing.assert_array_equal(ok, affordance.dilate(centres, kernel) == 0)
+
+
 def test_the_recipe_shove_aside_reaches_the_agent():
     from sorter.policy.agent import load_agent
 
