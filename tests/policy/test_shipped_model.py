@@ -98,3 +98,20 @@ def test_a_potato_beside_the_clod_is_shoved_aside_by_the_closing_jaws(potatoes, 
     finally:
         ours.policy.shove_aside = shove
     assert strict.grasps == 0, strict
+
+
+def test_a_clod_under_a_smaller_cluster_is_searched_out_not_left_in_a_batch_declared_clean(potatoes):
+    """An invisible potato heap (training seed 40) whose first push leaves the clod three quarters under
+    a cluster beside the widest one. Looking under the widest cluster only (paper 2's rule) declares the
+    batch clean there with the clod in it; the recipe's ``occlusion.search: any`` searches on and bins it."""
+    from sorter.perception.attention import Attender
+
+    cell, attender, ours = potatoes
+    assert attender.spec.occlusion.search == "any"
+    e = run_episode(cell, attender, ours, "invisible", 40, budget=6)
+    assert e.picked == e.impurities == 1 and e.false_picks == 0, e
+    recipe = load_recipe(REPO / "recipes" / "potatoes-clods.yaml")
+    widest = recipe.model_copy(update={"perception": recipe.perception.model_copy(update={
+        "occlusion": recipe.perception.occlusion.model_copy(update={"search": "largest"})})})
+    e = run_episode(cell, Attender(widest), ours, "invisible", 40, budget=6)
+    assert e.ended == "declared clean" and e.picked == 0, e
