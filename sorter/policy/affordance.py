@@ -166,7 +166,7 @@ def grasp_uncovered(height: np.ndarray, target: np.ndarray, gripper: GripperFoot
 def _single_items(high: np.ndarray, max_cells: float) -> tuple[np.ndarray, np.ndarray]:
     """Split ``high`` cells into (the patches larger than ``max_cells``, the ``(n, 2)`` row and column of
     each smaller patch's centre)."""
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(high.astype(np.uint8), connectivity=8)
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(high.astype(np.uint8), connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] <= max_cells
     small[0] = False  # the background
     return high & ~small[labels], np.rint(centroids[small][:, ::-1]).astype(int)
