@@ -57,11 +57,7 @@ def pad_kernel(gripper: GripperFootprint, cell: float, angle: float, margin: flo
     """uint8 footprint of both open finger pads around a grasp centre, jaw line along ``angle``, each
     pad grown by ``margin`` on every side."""
     reach = gripper.max_opening / 2
-    half = int(math.ceil((reach + gripper.pad_thickness + gripper.pad_width + 2 * margin) / cell)) + 1
-    d = np.arange(-half, half + 1) * cell
-    dy, dx = np.meshgrid(d, d, indexing="ij")  # rows are y, columns are x
-    along = dx * math.cos(angle) + dy * math.sin(angle)
-    across = -dx * math.sin(angle) + dy * math.cos(angle)
+    along, across = _jaw_frame(cell, angle, reach + gripper.pad_thickness + gripper.pad_width + 2 * margin)
     pads = (np.abs(along) >= reach - margin) & (np.abs(along) <= reach + gripper.pad_thickness + margin)
     return (pads & (np.abs(across) <= gripper.pad_width / 2 + margin)).astype(np.uint8)
 
@@ -69,12 +65,24 @@ def pad_kernel(gripper: GripperFootprint, cell: float, angle: float, margin: flo
 def span_kernel(gripper: GripperFootprint, cell: float, angle: float) -> np.ndarray:
     """uint8 footprint of the space between the open pads, jaw line along ``angle``."""
     reach = gripper.max_opening / 2
-    half = int(math.ceil((reach + gripper.pad_width) / cell)) + 1
+    along, across = _jaw_frame(cell, angle, reach + gripper.pad_width)
+    return ((np.abs(along) < reach) & (np.abs(across) <= gripper.pad_width / 2)).astype(np.uint8)
+
+
+def band_kernel(gripper: GripperFootprint, cell: float, angle: float, across: float) -> np.ndarray:
+    """uint8 footprint of the space between the open pads within ``across`` of the jaw line."""
+    reach = gripper.max_opening / 2
+    along, off = _jaw_frame(cell, angle, max(reach, across))
+    return ((np.abs(along) < reach) & (np.abs(off) < across)).astype(np.uint8)
+
+
+def _jaw_frame(cell: float, angle: float, extent: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (m) along and across a jaw line at ``angle`` of every cell of a square kernel reaching at
+    least ``extent`` from its centre (rows are y, columns are x)."""
+    half = int(math.ceil(extent / cell)) + 1
     d = np.arange(-half, half + 1) * cell
     dy, dx = np.meshgrid(d, d, indexing="ij")
-    along = dx * math.cos(angle) + dy * math.sin(angle)
-    across = -dx * math.sin(angle) + dy * math.cos(angle)
-    return ((np.abs(along) < reach) & (np.abs(across) <= gripper.pad_width / 2)).astype(np.uint8)
+    return dx * math.cos(angle) + dy * math.sin(angle), -dx * math.sin(angle) + dy * math.cos(angle)
 
 
 def disc_kernel(radius: float, cell: float) -> np.ndarray:
@@ -182,17 +190,6 @@ def _refuse_around(ok: np.ndarray, points: np.ndarray, kernel: np.ndarray) -> No
         bottom, right = min(i + r + 1, rows), min(j + r + 1, cols)
         patch = kernel[top - (i - r):bottom - (i - r), left - (j - r):right - (j - r)]
         ok[top:bottom, left:right] &= patch == 0
-
-
-def band_kernel(gripper: GripperFootprint, cell: float, angle: float, across: float) -> np.ndarray:
-    """uint8 footprint of the space between the open pads within ``across`` of the jaw line."""
-    reach = gripper.max_opening / 2
-    half = int(math.ceil(max(reach, across) / cell)) + 1
-    d = np.arange(-half, half + 1) * cell
-    dy, dx = np.meshgrid(d, d, indexing="ij")
-    along = dx * math.cos(angle) + dy * math.sin(angle)
-    off = -dx * math.sin(angle) + dy * math.cos(angle)
-    return ((np.abs(along) < reach) & (np.abs(off) < across)).astype(np.uint8)
 
 
 def cover_cells(height: np.ndarray, target: np.ndarray, grid: WorkspaceGrid,
