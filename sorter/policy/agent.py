@@ -37,7 +37,7 @@ from sorter.policy.network import (
     scene_channels,
 )
 from sorter.policy.replay import Batch, Observation, ReplayBuffer
-from sorter.policy.rewards import CHANGE_CELLS, changed_cells
+from sorter.policy.rewards import changed_cells
 
 GAMMA = 0.5  # paper 2, section 3
 MOMENTUM = 0.9  # paper 2, section 6.2
@@ -50,6 +50,7 @@ LOCAL_RADIUS = 2  # cells; the top under the tool is the maximum within this rad
 STRIP_RADIUS = 3  # cells either side of a push stroke that its closed fingers sweep (see strip)
 OCCUPIED = 0.005  # m; a cell this high holds an object (exploration samples grasps there)
 REPEAT_RADIUS = 3  # cells (6 mm): a retry this close, at a neighbouring rotation, is the same action
+STALL_CELLS = 1000  # cells (40 cm^2): a scene that changed less made no progress (see RepeatGuard)
 SLIVER_PATIENCE = 3  # pushes in a row at a sliver of the target before its grasps are allowed again
 GRASP_CONFIDENCE = 0.5  # greedy choice grasps once the grasp head predicts at least this (see greedy_index)
 MODEL_FORMAT = "sorter-tcdd-dqn/1"
@@ -439,9 +440,13 @@ class RepeatGuard:
     """Keeps a deterministic policy from repeating an action that changed nothing.
 
     A greedy policy facing an unchanged scene repeats itself, so one stubborn failure would use up a
-    whole batch. When the height map barely changed since the previous decision (VPG's change detection:
-    at most 300 cells), that action is remembered as ineffective and it, its neighbouring rotations and
-    cells within ``REPEAT_RADIUS`` are excluded; any real change (progress, a new batch) forgets them.
+    whole batch. When the height map barely changed since the previous decision (VPG's change detection,
+    at most ``STALL_CELLS``), that action is remembered as ineffective and it, its neighbouring rotations
+    and cells within ``REPEAT_RADIUS`` are excluded; a real change (progress, a new batch) forgets them.
+
+    Why more than VPG's 300 cells: a push whose stroke ends against a potato rocks it, and it rolls back,
+    changing 300 to 600 cells each time. Counted as progress, that reset the memory after every try, and
+    one futile push at the same spot took 25 of a potato batch's 30 actions with the clod still hidden.
     """
 
     def __init__(self):
@@ -451,7 +456,7 @@ class RepeatGuard:
 
     def update(self, height: np.ndarray) -> None:
         if self.last is not None and self.height is not None and self.height.shape == height.shape:
-            if changed_cells(self.height, height) <= CHANGE_CELLS:
+            if changed_cells(self.height, height) <= STALL_CELLS:
                 self.failed.append(self.last)
             else:
                 self.failed.clear()

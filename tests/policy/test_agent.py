@@ -220,3 +220,40 @@ def test_a_push_at_a_sighting_strips_the_top_layer_and_other_pushes_run_at_the_t
                 assert d.action == (strip(plain, hm, ENVELOPE.push_length) if stripped else plain)
                 raised += d.action.z > plain.z
     assert raised >= 4, "in clutter 2 to 6 cm high most stripping pushes run above the table"
+
+
+def _push_at(rot: int, row: int, col: int):
+    from sorter.cell.base import Action
+    from sorter.policy.base import Decision
+
+    return Decision(Action(ActionKind.PUSH, 0.5, 0.0, 0.01, 0.0), 0.0, 0.0, (rot, row, col))
+
+
+def test_a_push_that_only_rocks_an_item_is_not_repeated():
+    """A push that changed fewer than ``STALL_CELLS`` height-map cells (potatoes rocking back at the end
+    of a stroke change more than VPG's 300) is remembered as ineffective: it, its neighbouring rotations
+    and cells within ``REPEAT_RADIUS`` are refused next, other pushes are not; a push that moved the
+    heap forgets them. Traced on a potato batch: one futile push at the same spot took 25 actions."""
+    from sorter.policy.agent import PUSH, REPEAT_RADIUS, STALL_CELLS, RepeatGuard
+    from sorter.policy.rewards import CHANGE_CELLS
+
+    rocked = 500
+    assert CHANGE_CELLS < rocked < STALL_CELLS
+    height = np.zeros((GRID.cells, GRID.cells), np.float32)
+    height[100:130, 100:130] = 0.04
+    guard, region = RepeatGuard(), Region.whole(GRID)
+    ok = np.ones((2, 16, GRID.cells, GRID.cells), bool)
+    guard.update(height)
+    guard.remember(_push_at(2, 80, 54))
+    height = height.copy()
+    height[0:5, 0:rocked // 5] = 0.02  # one item rocked: 500 cells changed by 2 cm
+    guard.update(height)
+    out = guard.block(ok, region)
+    assert not out[PUSH, [1, 2, 3], 80, 54].any()
+    assert not out[PUSH, 2, 80 + REPEAT_RADIUS, 54 - REPEAT_RADIUS]
+    assert out[PUSH, 2, 80 + REPEAT_RADIUS + 1, 54] and out[PUSH, 5, 80, 54] and out[GRASP, 2, 80, 54]
+    guard.remember(_push_at(9, 150, 150))
+    height = height.copy()
+    height[130:160, 100:200] = 0.05  # the heap moved: 3000 cells
+    guard.update(height)
+    assert guard.block(ok, region).all()
