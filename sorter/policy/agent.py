@@ -447,6 +447,8 @@ class RepeatGuard:
     Why more than VPG's 300 cells: a push whose stroke ends against a potato rocks it, and it rolls back,
     changing 300 to 600 cells each time. Counted as progress, that reset the memory after every try, and
     one futile push at the same spot took 25 of a potato batch's 30 actions with the clod still hidden.
+    A grasp that bins a small impurity changes fewer cells too; its spot is then refused, which costs
+    nothing, since what was there is gone.
     """
 
     def __init__(self):
