@@ -6,7 +6,8 @@ half-covered invisible impurity uncovered and binned within 4, a hidden one firs
 binned with one clean grasp within 4 (with the sliver area set), and a random scene cleared with one
 grasp per impurity. The products' model: challenging potato scenes whose first grasp shoves a potato
 aside bin the clod in that one grasp, and an invisible one searched under a smaller cluster bins its
-clod instead of ending declared clean.
+clod instead of ending declared clean, and one whose best push only rocks a potato bins its clod instead
+of repeating that push until the budget runs out.
 """
 
 from __future__ import annotations
@@ -118,3 +119,18 @@ def test_a_clod_under_a_smaller_cluster_is_searched_out_not_left_in_a_batch_decl
         "occlusion": recipe.perception.occlusion.model_copy(update={"search": "largest"})})})
     e = run_episode(cell, Attender(widest), ours, "invisible", 40, budget=6)
     assert e.ended == "declared clean" and e.picked == 0, e
+
+
+def test_a_push_that_only_rocks_a_potato_is_not_repeated_until_the_budget_runs_out(potatoes, monkeypatch):
+    """An invisible potato heap (training seed 74) where the best-valued push ends against a potato: it
+    rocks and rolls back, changing a few hundred height-map cells. Counted as progress (VPG's 300-cell
+    rule) that push is tried again until the batch's budget runs out with the clod never grasped; at
+    the shipped ``STALL_CELLS`` it is refused after its failures and the clod is binned within 16."""
+    import sorter.policy.agent as agent
+
+    cell, attender, ours = potatoes
+    e = run_episode(cell, attender, ours, "invisible", 74, budget=16)
+    assert e.picked == e.impurities == 1 and e.false_picks == 0, e
+    monkeypatch.setattr(agent, "STALL_CELLS", 300)
+    e = run_episode(cell, attender, ours, "invisible", 74, budget=16)
+    assert e.picked == 0 and e.ended == "budget", e
