@@ -206,6 +206,13 @@ def _signed(value: float, interval: tuple[float, float]) -> str:
     return f"{value:+.3f} ({interval[0]:+.3f} to {interval[1]:+.3f})"
 
 
+def recipe_model(recipe) -> Path | None:
+    """The weights a TCDD recipe points to (``policy.model``, resolved), or None."""
+    if recipe.policy.kind == "tcdd" and recipe.policy.model:
+        return recipe.resolve(recipe.policy.model)
+    return None
+
+
 class Contender:
     """A method ready to run: its policy, whether it reads attention, and whether it stops on 'clean'."""
 
@@ -215,7 +222,12 @@ class Contender:
 
 
 def contender(name: str, recipe, models: Path, ours_model: Path | None = None) -> Contender:
-    """Build a benchmark method; learned ones load their weights from ``models`` (or ``ours_model``)."""
+    """Build a benchmark method; learned ones load their weights from ``models``.
+
+    Methods on the ``ours`` weights (ours, no-oi) load ``ours_model``, else the recipe's own
+    ``policy.model``, else ``models/tcdd-ours.safetensors``: a product recipe is benchmarked on the
+    model it ships with unless told otherwise, whoever calls this.
+    """
     if name == "heuristic":
         from sorter.policy.heuristic import HeuristicPolicy
 
@@ -223,6 +235,7 @@ def contender(name: str, recipe, models: Path, ours_model: Path | None = None) -
     from sorter.policy.agent import load_agent, method
 
     m = method(name)
+    ours_model = ours_model if ours_model is not None else recipe_model(recipe)
     path = ours_model if (m.model == "ours" and ours_model is not None) else models / MODEL_PATTERN.format(
         model=m.model)
     if not Path(path).is_file():

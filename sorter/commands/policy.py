@@ -152,6 +152,7 @@ def bench_impurity(args: argparse.Namespace) -> int:
         MODEL_PATTERN,
         bench_impurity,
         leads,
+        recipe_model,
         results_json,
         write_card,
     )
@@ -171,7 +172,7 @@ def bench_impurity(args: argparse.Namespace) -> int:
         raise SorterError(f"unknown case(s) {', '.join(bad)}; choose from {', '.join(CASES)}")
     if args.seed % 2 == 0:
         raise SorterError(f"--seed {args.seed} is even; evaluation seeds are odd")
-    ours = Path(args.model) if args.model else _recipe_model(recipe)
+    ours = Path(args.model) if args.model else recipe_model(recipe)
 
     def report(r):
         print(f"  {r.case:<12} {r.method:<10} grasp {r.grasp_success:.3f}  efficiency "
@@ -212,12 +213,6 @@ def _tables(results, found) -> str:
             parts += [f"`ours` against each method on the same seeds (differences of the {figures} figures, "
                       "paired bootstrap over the seeds):", leads_table(mine)]
     return "\n\n".join(parts)
-
-
-def _recipe_model(recipe) -> Path | None:
-    if recipe.policy.kind == "tcdd" and recipe.policy.model:
-        return recipe.resolve(recipe.policy.model)
-    return None
 
 
 def bench_policy(args: argparse.Namespace) -> int:

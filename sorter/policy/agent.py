@@ -445,8 +445,9 @@ class RepeatGuard:
     and cells within ``REPEAT_RADIUS`` are excluded; a real change (progress, a new batch) forgets them.
 
     Why more than VPG's 300 cells: a push whose stroke ends against a potato rocks it, and it rolls back,
-    changing 300 to 600 cells each time. Counted as progress, that reset the memory after every try, and
-    one futile push at the same spot took 25 of a potato batch's 30 actions with the clod still hidden.
+    changing about 300 cells each time. Counted as progress, that reset the memory after every try: on a
+    traced potato heap two such pushes took eight actions, until the heap had settled too low to hide
+    anything and the batch was declared clean with the clod still hidden.
     A grasp that bins a small impurity changes fewer cells too; its spot is then refused, which costs
     nothing, since what was there is gone.
     """

@@ -71,6 +71,22 @@ def test_missing_model_names_the_file_and_the_command(tmp_path):
         contender("s-vpg", RECIPE, tmp_path)
 
 
+def test_a_product_recipe_is_benchmarked_on_the_model_it_points_to():
+    """``ours`` and ``no-oi`` load the recipe's ``policy.model`` (the products' model for potatoes), not
+    the toy-blocks file in ``models/``; an explicit ``ours_model`` still wins."""
+    import hashlib
+
+    potatoes = load_recipe("recipes/potatoes-clods.yaml")
+    products = Path("models/tcdd-ours-products.safetensors")
+    toy = Path("models/tcdd-ours.safetensors")
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (products, toy)}
+    assert digest[products] != digest[toy]
+    assert contender("ours", potatoes, Path("models")).policy.sha256 == digest[products]
+    assert contender("no-oi", potatoes, Path("models")).policy.sha256 == digest[products]
+    assert contender("ours", potatoes, Path("models"), toy).policy.sha256 == digest[toy]
+    assert contender("ours", RECIPE, Path("models")).policy.sha256 == digest[toy]
+
+
 def test_heuristic_episode_on_the_simulated_cell():
     from sorter.cell.sim.cell import SimCell
     from sorter.perception.attention import load_attender

@@ -7,7 +7,7 @@ binned with one clean grasp within 4 (with the sliver area set), and a random sc
 grasp per impurity. The products' model: challenging potato scenes whose first grasp shoves a potato
 aside bin the clod in that one grasp, and an invisible one searched under a smaller cluster bins its
 clod instead of ending declared clean, and one whose best push only rocks a potato bins its clod instead
-of repeating that push until the budget runs out.
+of repeating that push until the batch is declared clean.
 """
 
 from __future__ import annotations
@@ -103,34 +103,37 @@ def test_a_potato_beside_the_clod_is_shoved_aside_by_the_closing_jaws(potatoes, 
 
 
 def test_a_clod_under_a_smaller_cluster_is_searched_out_not_left_in_a_batch_declared_clean(potatoes):
-    """An invisible potato heap (training seed 40) whose pushes leave the clod partly under a potato, in
-    a cluster beside the widest one, its visible part too little unlike the dark table for saliency
-    (traced: feature contrast 0.034 against the 0.048 floor). Looking under the widest cluster only
+    """An invisible potato heap (training seed 22) whose first two pushes leave the clod partly under a
+    potato, in a 67 mm high cluster beside the widest one (45 mm, too low to hide a clod), its visible
+    part too little unlike the dark table for saliency (traced: feature contrast 0.028 against the 0.048
+    floor). Looking under the widest cluster only
     (paper 2's rule) declares the batch clean with the clod in it; the recipe's
     ``occlusion.search: any`` searches on and bins it."""
     from sorter.perception.attention import Attender
 
     cell, attender, ours = potatoes
     assert attender.spec.occlusion.search == "any"
-    e = run_episode(cell, attender, ours, "invisible", 40, budget=6)
+    e = run_episode(cell, attender, ours, "invisible", 22, budget=8)
     assert e.picked == e.impurities == 1 and e.false_picks == 0, e
     recipe = load_recipe(REPO / "recipes" / "potatoes-clods.yaml")
     widest = recipe.model_copy(update={"perception": recipe.perception.model_copy(update={
         "occlusion": recipe.perception.occlusion.model_copy(update={"search": "largest"})})})
-    e = run_episode(cell, Attender(widest), ours, "invisible", 40, budget=6)
+    e = run_episode(cell, Attender(widest), ours, "invisible", 22, budget=8)
     assert e.ended == "declared clean" and e.picked == 0, e
 
 
-def test_a_push_that_only_rocks_a_potato_is_not_repeated_until_the_budget_runs_out(potatoes, monkeypatch):
-    """An invisible potato heap (training seed 74) where the best-valued push ends against a potato: it
-    rocks and rolls back, changing a few hundred height-map cells. Counted as progress (VPG's 300-cell
-    rule) that push is tried again until the batch's budget runs out with the clod never grasped; at
-    the shipped ``STALL_CELLS`` it is refused after its failures and the clod is binned within 16."""
+def test_a_push_that_only_rocks_a_potato_is_not_repeated_until_the_batch_is_declared_clean(potatoes,
+                                                                                        monkeypatch):
+    """An invisible potato heap (training seed 24) whose best-valued push ends against a potato: it
+    rocks and rolls back, changing about 300 height-map cells each time. Counted as progress (VPG's
+    300-cell rule), two such pushes are tried four times each, until the heap has settled too low to hide
+    anything and the batch is declared clean with the clod still 58 % hidden (traced). At the shipped
+    ``STALL_CELLS`` a push that changes so little is refused, and the clod is binned within 18 actions."""
     import sorter.policy.agent as agent
 
     cell, attender, ours = potatoes
-    e = run_episode(cell, attender, ours, "invisible", 74, budget=16)
+    e = run_episode(cell, attender, ours, "invisible", 24, budget=18)
     assert e.picked == e.impurities == 1 and e.false_picks == 0, e
     monkeypatch.setattr(agent, "STALL_CELLS", 300)
-    e = run_episode(cell, attender, ours, "invisible", 74, budget=16)
-    assert e.picked == 0 and e.ended == "budget", e
+    e = run_episode(cell, attender, ours, "invisible", 24, budget=18)
+    assert e.picked == 0 and e.ended == "declared clean", e
