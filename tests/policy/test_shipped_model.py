@@ -7,7 +7,8 @@ binned with one clean grasp within 4 (with the sliver area set), and a random sc
 grasp per impurity. The products' model: challenging potato scenes whose first grasp shoves a potato
 aside bin the clod in that one grasp, and an invisible one searched under a smaller cluster bins its
 clod instead of ending declared clean, and one whose best push only rocks a potato bins its clod instead
-of repeating that push until the batch is declared clean.
+of repeating that push until the batch is declared clean; a clod pushed half under a potato is sighted
+by the recipe's taught appearance guard instead of left in a batch declared clean.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def test_a_clod_under_a_smaller_cluster_is_searched_out_not_left_in_a_batch_decl
     potato, in a 67 mm high cluster beside the widest one (45 mm, too low to hide a clod), its visible
     part too little unlike the dark table for saliency (traced: feature contrast 0.028 against the 0.048
     floor). Looking under the widest cluster only
-    (paper 2's rule) declares the batch clean with the clod in it; the recipe's
+    (paper 2's rule, saliency alone) declares the batch clean with the clod in it; the recipe's
     ``occlusion.search: any`` searches on and bins it."""
     from sorter.perception.attention import Attender
 
@@ -128,12 +129,33 @@ def test_a_push_that_only_rocks_a_potato_is_not_repeated_until_the_batch_is_decl
     rocks and rolls back, changing about 300 height-map cells each time. Counted as progress (VPG's
     300-cell rule), two such pushes are tried four times each, until the heap has settled too low to hide
     anything and the batch is declared clean with the clod still 58 % hidden (traced). At the shipped
-    ``STALL_CELLS`` a push that changes so little is refused, and the clod is binned within 18 actions."""
+    ``STALL_CELLS`` a push that changes so little is refused, and the clod is binned within 18 actions.
+    Saliency alone: the recipe's taught appearance guard finds this clod either way (10 actions)."""
     import sorter.policy.agent as agent
+    from sorter.perception.attention import Attender
 
-    cell, attender, ours = potatoes
+    cell, _, ours = potatoes
+    recipe = load_recipe(REPO / "recipes" / "potatoes-clods.yaml")
+    attender = Attender(recipe)  # saliency alone: no taught model loaded
     e = run_episode(cell, attender, ours, "invisible", 24, budget=18)
     assert e.picked == e.impurities == 1 and e.false_picks == 0, e
     monkeypatch.setattr(agent, "STALL_CELLS", 300)
     e = run_episode(cell, attender, ours, "invisible", 24, budget=18)
     assert e.picked == 0 and e.ended == "declared clean", e
+
+
+def test_a_clod_pushed_half_under_a_potato_is_sighted_by_the_taught_look_not_left_in_the_product(potatoes):
+    """A challenging potato scene (training seed 2) whose second push shoves a potato half over the clod:
+    what still shows is too little unlike the dark table for saliency (traced: feature contrast 0.043
+    against the 0.048 floor) and the heap is too low to hide one, so saliency alone declares the batch
+    clean with the clod in it. The recipe's taught appearance guard sees the visible part as unlike
+    potatoes, searches there, and the clod is binned with the next grasp."""
+    from sorter.perception.attention import Attender
+
+    cell, attender, ours = potatoes
+    assert attender.appearance is not None
+    e = run_episode(cell, attender, ours, "challenging", 2, budget=6)
+    assert e.picked == e.impurities == 1 and e.false_picks == 0, e
+    alone = run_episode(cell, Attender(load_recipe(REPO / "recipes" / "potatoes-clods.yaml")), ours,
+                        "challenging", 2, budget=6)
+    assert alone.picked == 0 and alone.ended == "declared clean", alone
