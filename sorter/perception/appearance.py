@@ -174,7 +174,9 @@ class AppearanceModel:
                 mixture = _Mixture(data["weights"], data["means"], data["precision_chol"])
                 clean, scale, mph = (float(v) for v in data["calibration"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, TypeError) as exc:
-            raise ModelFileError(f"appearance model {path} is unreadable ({exc}); {hint}") from None
+            # numpy's own text may advise loading pickles unsafely: never pass that on to a user
+            raise ModelFileError(f"appearance model {path} is unreadable: not a plain-array .npz written by "
+                                 f"`sorter teach` ({type(exc).__name__}); {hint}") from None
         _check_model(path, meta, mixture, hint)
         return cls(mixture, clean, scale, mph, meta)
 

@@ -63,8 +63,9 @@ def test_missing_corrupt_or_pickled_files_are_clear_errors(tmp_path):
         AppearanceModel.load(tmp_path / "nope.npz")
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip at all")
-    with pytest.raises(ModelFileError, match="unreadable.*sorter teach"):
+    with pytest.raises(ModelFileError, match="unreadable.*sorter teach") as refused:
         AppearanceModel.load(garbage)
+    assert "unsafely" not in str(refused.value), "numpy's advice to load pickles must not reach a user"
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, weights=np.array([object()], dtype=object), metadata=np.array("{}"))
     with pytest.raises(ModelFileError, match="sorter teach"):
