@@ -189,6 +189,10 @@ class AppearanceSpec(_Strict):
     # asked only when saliency finds no target (a clearly unfamiliar area is searched, the search centred
     # on it, instead of a batch being declared clean or a heap searched anywhere)
     use: Literal["fuse", "guard"] = "fuse"
+    # guard only: before a batch is declared clean, a region saliency proposed whole (peak ratio and
+    # area met) but whose feature contrast fell under the floor becomes the target when it looks clearly
+    # unlike the product (a grey stone in the open on pale caps); slivers and heaps stay searches
+    confirm: bool = False
     weight: Fraction = 0.5  # share of the novelty score in the fused region score
     threshold: float = 0.0  # novelty score above which a region looks unlike the product
 

@@ -261,3 +261,43 @@ def test_a_guard_points_a_cluster_search_at_what_looks_unlike_the_product(taught
         same = blind.attend(_heap_scene(seed, sliver=False))
         assert quiet.mode == "cluster" and quiet.sighting is None
         assert quiet.crop == same.crop and quiet.reason == same.reason
+
+
+def _confirming(recipe, confirm: bool, floor: float = 1.0):
+    """``recipe`` with a guard (``confirm`` as given) and a feature-contrast floor no region reaches."""
+    perception = _variant(recipe).perception
+    perception = perception.model_copy(update={
+        "appearance": perception.appearance.model_copy(update={"confirm": confirm}),
+        "saliency": perception.saliency.model_copy(update={"min_feature_contrast": floor})})
+    return recipe.model_copy(update={"perception": perception})
+
+
+def test_a_confirming_guard_makes_a_whole_salient_region_unlike_the_product_the_target(taught):
+    """An impurity in the open that saliency proposes but its feature-contrast floor rejects: the guard
+    alone only searches around it; with ``appearance.confirm`` the taught look confirms it and it is the
+    target, with a reason that says so. Clean product stays clean."""
+    for seed, cell in ((19, (2, 3)), (21, (0, 4))):
+        scene = _scene(seed, {cell: YELLOW})
+        searched = Attender(_confirming(RECIPE, confirm=False), taught.appearance).attend(scene)
+        assert searched.mode == "cluster" and searched.target is None, searched.reason
+        att = Attender(_confirming(RECIPE, confirm=True), taught.appearance).attend(scene)
+        assert att.mode == "target" and "confirmed by the taught look" in att.reason, att.reason
+        rows, cols = _box(*cell)
+        assert att.target_mask[rows, cols].mean() > 0.5
+    confirming = Attender(_confirming(RECIPE, confirm=True), taught.appearance)
+    for seed in (13, 15, 17):
+        assert confirming.attend(_scene(seed)).mode == "clean"
+
+
+def test_a_confirming_guard_leaves_a_heap_search_a_search(taught):
+    """With a heap that may hide an impurity, even a whole salient region unlike the product stays a
+    sighting to push around: in a heap it is mostly an impurity half under an item, which a grasp
+    would lift instead (traced on mushrooms). Only a batch about to be declared clean is confirmed."""
+    rng = np.random.default_rng(3)
+    r0, c0, nr, nc = HEAP
+    scene = heightmaps_of(item_grid(rng, {(0, 0): YELLOW}) + [(r0, c0, nr, nc, 0.06, PRODUCT_RGB)], rng,
+                          texture=6.0)
+    att = Attender(_confirming(RECIPE, confirm=True), taught.appearance).attend(scene)
+    assert att.mode == "cluster" and att.sighting is not None and att.target is None, att.reason
+    rows, cols = _box(0, 0)
+    assert att.sighting[rows, cols].mean() > 0.5, "the search is pointed at the yellow item"

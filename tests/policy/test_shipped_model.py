@@ -159,3 +159,34 @@ def test_a_clod_pushed_half_under_a_potato_is_sighted_by_the_taught_look_not_lef
     alone = run_episode(cell, Attender(load_recipe(REPO / "recipes" / "potatoes-clods.yaml")), ours,
                         "challenging", 2, budget=6)
     assert alone.picked == 0 and alone.ended == "declared clean", alone
+
+
+@pytest.fixture(scope="module")
+def mushrooms():
+    from sorter.cell.sim.cell import SimCell
+    from sorter.perception.attention import load_attender
+
+    recipe = load_recipe(REPO / "recipes" / "mushrooms-stones.yaml")
+    return recipe, SimCell(recipe), load_attender(recipe), contender("ours", recipe, REPO / "models")
+
+
+@pytest.mark.parametrize("seed", [114, 140])
+def test_a_stone_in_the_open_under_the_feature_floor_is_confirmed_by_the_taught_look_and_binned(mushrooms,
+                                                                                                 seed):
+    """Random mushroom scenes (training seeds) whose second stone, in view once the first is binned,
+    steps too little from the pale caps for the recipe's feature-contrast floor: saliency alone leaves
+    it in a batch declared clean, and the guard without ``confirm`` only searches around it. The taught
+    look confirms the salient region, and both stones are binned in two grasps."""
+    from sorter.perception.attention import Attender
+
+    recipe, cell, attender, ours = mushrooms
+    assert recipe.perception.appearance.confirm and attender.appearance is not None
+    e = run_episode(cell, attender, ours, "random", seed, budget=4)
+    assert e.picked == e.impurities == 2 and e.grasps == 2 and e.false_picks == 0, e
+    alone = run_episode(cell, Attender(recipe), ours, "random", seed, budget=4)
+    assert alone.picked == 1 and alone.ended == "declared clean", alone
+    spec = recipe.perception.appearance.model_copy(update={"confirm": False})
+    unconfirmed = recipe.model_copy(update={"perception": recipe.perception.model_copy(
+        update={"appearance": spec})})
+    searched = run_episode(cell, Attender(unconfirmed, attender.appearance), ours, "random", seed, budget=4)
+    assert searched.picked == 1, searched
