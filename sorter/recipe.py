@@ -196,6 +196,13 @@ class AppearanceSpec(_Strict):
     weight: Fraction = 0.5  # share of the novelty score in the fused region score
     threshold: float = 0.0  # novelty score above which a region looks unlike the product
 
+    @model_validator(mode="after")
+    def _confirm_needs_guard(self) -> AppearanceSpec:
+        if self.confirm and self.use != "guard":
+            raise ValueError("confirm works with use: guard only (a fused model confirms regions already); "
+                             "set use: guard or remove confirm")
+        return self
+
 
 class PerceptionSpec(_Strict):
     saliency: SaliencySpec = SaliencySpec()

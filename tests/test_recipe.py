@@ -219,3 +219,11 @@ def test_search_push_is_table_or_strip_and_a_wrong_value_is_refused_at_its_line(
     text = coal.read_text().replace("search_push: strip", "search_push: skim")
     issue = _only_issue(text, "policy.search_push", "search_push: skim")
     assert "table" in issue.message and "strip" in issue.message
+
+
+def test_appearance_confirm_without_a_guard_is_refused_with_what_to_do() -> None:
+    text = TOY.read_text().replace("use: guard}", "use: fuse, confirm: true}")
+    assert "confirm: true" in text
+    (issue,) = _issues(text)
+    assert issue.field.startswith("perception.appearance")
+    assert "use: guard" in issue.message

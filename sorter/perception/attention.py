@@ -30,7 +30,9 @@
    height-map cells), that a grasp would miss (the item still lying on it comes up instead) and a push
    next to it uncovers; a guard never turns a sliver into a target. The policy pushes around the
    sighting as around a target (``sorter.policy.agent.region_and_mask``) instead of anywhere in the
-   cluster.
+   cluster. With ``appearance.confirm``, before a batch is declared clean, a region saliency proposed
+   whole and rejected only for its feature contrast becomes the target when the model finds it clearly
+   unlike the product (a stone in the open that steps too little from pale caps; ``_confirmed``).
 
 Crops are ``CROP_CELLS`` square and always inside the grid: near a border the crop shifts inwards instead
 of padding, so every crop cell is real data and ``crop_center_rc`` (the target or cluster centre) is then
@@ -350,7 +352,6 @@ class Attender:
                   f"{region_novelty(novelty, area_mask):.1f}): searching there")
         search = _search(center_rc, center_xy, holder, reason, verdict.regions, verdict.saliency, hm)
         return replace(search, sighting=area_mask)
-
 
     def _confirmed(self, regions: list[Region], novelty: np.ndarray) -> tuple[Region, Region] | None:
         """The first region saliency proposed whole (its peak ratio and area met) and rejected only for
