@@ -329,11 +329,10 @@ class Attender:
         shows: then cluster mode centred on it, with the area as ``sighting`` (step 4 of the module doc).
         The cluster guarded against the border is the one holding the area."""
         app, cell_area = self.spec.appearance, hm.grid.cell_size ** 2
-        confirming = app.confirm and verdict.mode == "clean"
-        confirmed = self._confirmed(verdict.regions, novelty) if confirming else None
+        confirmed = self._confirmed(verdict.regions, novelty) if app.confirm and verdict.mode == "clean" \
+            else None
         if confirmed is not None:
-            rest = [r for r in verdict.regions if r is not confirmed[1]]
-            return self._target([confirmed[0], *rest], hm, verdict.saliency)
+            return self._target(confirmed, hm, verdict.saliency)
         min_cells = max(1, int(GUARD_AREA_SHARE * self.spec.saliency.min_region_area / cell_area))
         novel = novel_regions(novelty, app.threshold + CLEAR_NOVELTY, min_cells)
         if not novel:
@@ -353,10 +352,10 @@ class Attender:
         search = _search(center_rc, center_xy, holder, reason, verdict.regions, verdict.saliency, hm)
         return replace(search, sighting=area_mask)
 
-    def _confirmed(self, regions: list[Region], novelty: np.ndarray) -> tuple[Region, Region] | None:
-        """The first region saliency proposed whole (its peak ratio and area met) and rejected only for
-        its feature contrast that looks clearly unlike the product, accepted, with the region it came
-        from; None when there is none (``appearance.confirm``; asked only before a clean verdict).
+    def _confirmed(self, regions: list[Region], novelty: np.ndarray) -> list[Region] | None:
+        """``regions`` with the first one saliency proposed whole (its peak ratio and area met) and
+        rejected only for its feature contrast that looks clearly unlike the product accepted and put
+        first; None when there is none (``appearance.confirm``; asked only before a clean verdict).
 
         Why: a grey stone in the open on pale mushroom caps can step only a little from them (traced:
         0.038 to 0.045 against the recipe's 0.045 floor), and the batch was declared clean with it in
@@ -364,7 +363,7 @@ class Attender:
         mostly a stone half under a cap, and a grasp at it brings up the cap (traced), where a push
         uncovers the stone. A sliver stays a search too: it is under the area test."""
         spec, floor = self.spec, self._feature_floor()
-        for r in regions:
+        for i, r in enumerate(regions):
             whole = max(r.area_m2, r.extent_m2) >= spec.saliency.min_region_area
             if not whole or r.contrast < spec.saliency.min_peak_ratio or r.raw_peak >= floor:
                 continue
@@ -372,7 +371,7 @@ class Attender:
             if nov >= spec.appearance.threshold + CLEAR_NOVELTY:
                 reason = (f"contrast {r.contrast:.1f}x, feature contrast {r.raw_peak:.3f} < {floor:.3f}, "
                           f"confirmed by the taught look (novelty {nov:.1f})")
-                return replace(r, accepted=True, novelty=nov, reason=reason), r
+                return [replace(r, accepted=True, novelty=nov, reason=reason), *regions[:i], *regions[i + 1:]]
         return None
 
 
